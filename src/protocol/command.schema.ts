@@ -1,0 +1,104 @@
+/**
+ * Supervisor → agent commands, core request/reply on `<p>.node.<node>.cmd`, each answered by
+ * `cmd.ack`. A command names the node epoch it targets; an agent of another epoch refuses it
+ * with `STALE_EPOCH`, so a command never reaches a later incarnation by accident.
+ */
+import { z } from "zod";
+import {
+  EpochSchema,
+  IdSetSchema,
+  JobIdSchema,
+  NodeNameSchema,
+  PositiveIntSchema,
+  RankSchema,
+  SecondsSchema,
+  SignalNumberSchema,
+  StepIdSchema,
+  UserSchema,
+  VersionSchema,
+  WireErrorSchema,
+} from "./common.schema.js";
+import { ArgvSchema, BatchSpecSchema, EnvSchema } from "./control.schema.js";
+
+/** One task to start on this node: its global rank and its index among the node's tasks of the step. */
+export const LaunchTaskSchema = z.object({
+  rank: RankSchema,
+  localId: z.number().int().min(0),
+});
+
+/** `cmd.launch`: start the given tasks of a step on this node. Idempotent per (job, step, rank, epoch). */
+export const LaunchCommandSchema = z
+  .object({
+    type: z.literal("cmd.launch"),
+    v: VersionSchema,
+    job: JobIdSchema,
+    step: StepIdSchema,
+    node: NodeNameSchema,
+    epoch: EpochSchema,
+    user: UserSchema,
+    argv: ArgvSchema,
+    env: EnvSchema,
+    cwd: z.string().min(1),
+    ntasks: PositiveIntSchema,
+    nnodes: PositiveIntSchema,
+    /** This node's index among the step's nodes, 0-based. */
+    nodeIndex: z.number().int().min(0),
+    tasks: z.array(LaunchTaskSchema).min(1),
+    label: z.boolean(),
+    killWaitSeconds: SecondsSchema,
+    /** Present for the `batch` step: script text and output files. */
+    batch: BatchSpecSchema.optional(),
+  })
+  .meta({ title: "cmd.launch", description: "Supervisor to agent: start tasks of a step on this node." });
+
+/** `cmd.signal`: deliver a signal to tasks of a step on this node (`ranks` absent: all of them). */
+export const SignalCommandSchema = z
+  .object({
+    type: z.literal("cmd.signal"),
+    v: VersionSchema,
+    job: JobIdSchema,
+    step: StepIdSchema,
+    node: NodeNameSchema,
+    epoch: EpochSchema,
+    ranks: IdSetSchema.optional(),
+    signal: SignalNumberSchema,
+  })
+  .meta({ title: "cmd.signal", description: "Supervisor to agent: signal tasks of a step on this node." });
+
+/** Every node command, discriminated by `type`. */
+export const NodeCommandSchema = z.discriminatedUnion("type", [LaunchCommandSchema, SignalCommandSchema]);
+
+/** A command was accepted (the outcome of each task arrives later as events). */
+export const CommandAckOkSchema = z.object({
+  type: z.literal("cmd.ack"),
+  v: VersionSchema,
+  node: NodeNameSchema,
+  epoch: EpochSchema,
+  ok: z.literal(true),
+});
+
+/** A command was refused (`STALE_EPOCH`, `DRAINING`, `BAD_SCHEMA`, …). */
+export const CommandAckErrSchema = z.object({
+  type: z.literal("cmd.ack"),
+  v: VersionSchema,
+  node: NodeNameSchema,
+  epoch: EpochSchema,
+  ok: z.literal(false),
+  error: WireErrorSchema,
+});
+
+/** The agent's reply to a node command. */
+export const CommandAckSchema = z
+  .discriminatedUnion("ok", [CommandAckOkSchema, CommandAckErrSchema])
+  .meta({ title: "cmd.ack", description: "Agent reply to a node command." });
+
+/** One task of a launch. */
+export type LaunchTask = z.infer<typeof LaunchTaskSchema>;
+/** A `cmd.launch` command. */
+export type LaunchCommand = z.infer<typeof LaunchCommandSchema>;
+/** A `cmd.signal` command. */
+export type SignalCommand = z.infer<typeof SignalCommandSchema>;
+/** Any node command. */
+export type NodeCommand = z.infer<typeof NodeCommandSchema>;
+/** The agent's reply to a node command. */
+export type CommandAck = z.infer<typeof CommandAckSchema>;
