@@ -123,7 +123,6 @@ export {
   StepExitCodesMessageSchema,
   StepFirstFailureSchema,
   StepSummarySchema,
-  outcomeGroupKey,
 } from "./state.schema.js";
 export type {
   FailureTrigger,

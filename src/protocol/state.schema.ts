@@ -4,7 +4,7 @@
  * first-failure notification followed by its final summary.
  */
 import { z } from "zod";
-import type { TaskOutcome } from "../exit-status/outcome.js";
+import { FINAL_STATES, LIVE_STATES } from "../exit-status/reduce.js";
 import {
   EpochMsSchema,
   ExitCodeStringSchema,
@@ -19,11 +19,11 @@ import {
 } from "./common.schema.js";
 import { TaskOutcomeSchema } from "./outcome.schema.js";
 
-/** States a job or step is in while it lives. */
-export const LIVE_JOB_STATES = ["PENDING", "RUNNING", "COMPLETING"] as const;
+/** States a job or step is in while it lives (defined once, in the exit-status module). */
+export const LIVE_JOB_STATES = LIVE_STATES;
 
-/** States a job or step ends in (Slurm's names). */
-export const FINAL_JOB_STATES = ["COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL"] as const;
+/** States a job or step ends in (Slurm's names; defined once, in the exit-status module). */
+export const FINAL_JOB_STATES = FINAL_STATES;
 
 /** Every job/step state. */
 export const JOB_STATES = [...LIVE_JOB_STATES, ...FINAL_JOB_STATES] as const;
@@ -47,19 +47,6 @@ export const FINAL_GROUP_KEY_PATTERN = new RegExp(`^(?:${FINAL_KEYS})$`);
 /** Any group key, finished or live. */
 export const GROUP_KEY_PATTERN = new RegExp(`^(?:${FINAL_KEYS}|${LIVE_GROUP_KEYS.join("|")})$`);
 
-/** The group key of a finished task's outcome, as used in notifications. */
-export function outcomeGroupKey(outcome: TaskOutcome): string {
-  switch (outcome.kind) {
-    case "exited":
-      return `exited:${outcome.code}`;
-    case "signaled":
-      return `signaled:${outcome.signal}${outcome.coreDumped ? ":core" : ""}`;
-    case "launch_failed":
-      return `launch_failed:${outcome.code}`;
-    case "node_lost":
-      return "node_lost";
-  }
-}
 
 /** `job.state`: a job (no `step`) or one of its steps changed state. */
 export const JobStateMessageSchema = z

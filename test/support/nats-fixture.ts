@@ -23,7 +23,7 @@ export interface NatsServerOptions {
   storeDir?: string;
   /** Configure a system account `SYS` (user sys/sys) and an app account `APP` (user app/app, JetStream) (default false). */
   systemAccount?: boolean;
-  /** Extra command-line arguments for nats-server. */
+  /** Extra command-line arguments for nats-server (keep logging on stderr: readiness watches for "Server is ready"). */
   args?: string[];
 }
 
@@ -164,6 +164,7 @@ async function startBinary(opts: NatsServerOptions, bin: string): Promise<NatsSe
   let child: ChildProcess | undefined;
   let confDir: string | undefined;
   let addressInUse = false;
+  let saidReady = false;
 
   const argsFor = async (p: number): Promise<string[]> => {
     const extra = opts.args ?? [];
@@ -186,10 +187,13 @@ async function startBinary(opts: NatsServerOptions, bin: string): Promise<NatsSe
     const c = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
     child = c;
     addressInUse = false;
+    saidReady = false;
     trackChild(c);
     const onOutput = (chunk: Buffer) => {
-      logs.write(chunk);
-      if (/address already in use/i.test(chunk.toString())) addressInUse = true;
+      for (const line of logs.write(chunk)) {
+        if (/address already in use/i.test(line)) addressInUse = true;
+        if (line.includes("Server is ready")) saidReady = true;
+      }
     };
     c.stdout?.on("data", onOutput);
     c.stderr?.on("data", onOutput);
@@ -201,7 +205,15 @@ async function startBinary(opts: NatsServerOptions, bin: string): Promise<NatsSe
       c.once("error", (err) => resolve(`failed to spawn: ${err.message}`));
       c.once("exit", (code, signal) => resolve(`exited early (code ${code}, signal ${signal})`));
     });
-    await waitReady({ host: "127.0.0.1", port: p, jetstream, systemAccount: !!opts.systemAccount, exited, logs });
+    await waitReady({
+      host: "127.0.0.1",
+      port: p,
+      jetstream,
+      systemAccount: !!opts.systemAccount,
+      exited,
+      listening: () => saidReady,
+      logs,
+    });
   };
 
   // A random port can be taken between probing and binding; pick another one a few times.
@@ -353,7 +365,15 @@ async function startDocker(opts: NatsServerOptions): Promise<NatsServerHandle> {
   }
   const host = started.getHost();
   const ready = () =>
-    waitReady({ host, port, jetstream, systemAccount: !!opts.systemAccount, exited: new Promise<string>(() => {}), logs });
+    waitReady({
+      host,
+      port,
+      jetstream,
+      systemAccount: !!opts.systemAccount,
+      exited: new Promise<string>(() => {}),
+      listening: () => true,
+      logs,
+    });
   await ready();
 
   const ref = client.container.getById(started.getId());
@@ -419,6 +439,8 @@ interface ReadyOptions {
   systemAccount: boolean;
   /** Resolves with a reason if the server process dies before it is ready. */
   exited: Promise<string>;
+  /** True once this server reported that it listens, so a foreign server on the port is never mistaken for it. */
+  listening: () => boolean;
   logs: LineRing;
 }
 
@@ -438,8 +460,8 @@ async function waitReady(o: ReadyOptions): Promise<void> {
   let lastErr: unknown;
   for (;;) {
     if (died) fail(died);
-    if (await tcpOpen(o.host, o.port)) break;
-    if (Date.now() >= deadline) fail(`port closed after ${READY_TIMEOUT_MS} ms`);
+    if (o.listening() && (await tcpOpen(o.host, o.port))) break;
+    if (Date.now() >= deadline) fail(`port not accepting connections after ${READY_TIMEOUT_MS} ms`);
     await delay(POLL_MS);
   }
   if (!o.jetstream) return;
@@ -497,10 +519,12 @@ class LineRing {
   private partial = "";
   constructor(private readonly max: number) {}
 
-  write(chunk: Buffer | string): void {
+  /** Appends output and returns the lines it completed. */
+  write(chunk: Buffer | string): string[] {
     const parts = (this.partial + chunk.toString()).split("\n");
     this.partial = parts.pop() ?? "";
     for (const line of parts) this.push(line);
+    return parts;
   }
 
   push(line: string): void {

@@ -1,3 +1,4 @@
+import { outcomeKey as outcomeGroupKey } from "../../src/exit-status/index.js";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import type { z } from "zod";
 import type { TaskOutcome } from "../../src/exit-status/outcome.js";
@@ -19,7 +20,6 @@ import {
   encodeMessage,
   errReply,
   okReply,
-  outcomeGroupKey,
   parseMessage,
   replySchemaOf,
 } from "../../src/protocol/index.js";

@@ -1,0 +1,102 @@
+/**
+ * Every setting of muster in one zod schema, with its default and unit. `loadConfig(env, flags)`
+ * resolves flags over environment over defaults, validates and freezes; nothing else reads process.env.
+ */
+import { userInfo } from "node:os";
+import { z } from "zod";
+import { MusterError } from "./errors.js";
+
+const seconds = (dflt: number) => z.coerce.number().positive().default(dflt);
+
+/** The settings schema: NATS connection (the `nats` CLI's conventions), naming, timings, storage. */
+export const ConfigSchema = z.object({
+  /** NATS server URL(s), comma-separated (NATS_URL, --server). */
+  natsUrl: z.string().min(1).default("nats://127.0.0.1:4222"),
+  /** Credentials file (NATS_CREDS, --creds). */
+  natsCreds: z.string().min(1).optional(),
+  natsUser: z.string().min(1).optional(),
+  natsPassword: z.string().optional(),
+  natsToken: z.string().min(1).optional(),
+  /** TLS client certificate, key and CA files (NATS_CERT, NATS_KEY, NATS_CA; --tlscert, --tlskey, --tlsca). */
+  natsCert: z.string().min(1).optional(),
+  natsKey: z.string().min(1).optional(),
+  natsCa: z.string().min(1).optional(),
+  /** Seconds to wait for a connection or a reply (NATS_TIMEOUT, --timeout). */
+  timeoutSeconds: seconds(5),
+  /** Subject prefix, so two installations can share one NATS (MUSTER_PREFIX). */
+  prefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/).default("muster"),
+  /** The acting user, the token in `<prefix>.ctl.<user>.*` (MUSTER_USER; default the OS user). */
+  user: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, "user names are [A-Za-z0-9_-]"),
+  /** Agent heartbeat interval, seconds (MUSTER_HEARTBEAT_INTERVAL). */
+  heartbeatIntervalSeconds: seconds(2),
+  /** Silence after which a node is lost, seconds (MUSTER_NODE_TIMEOUT). */
+  nodeTimeoutSeconds: seconds(10),
+  /** Default KillWait between TERM and KILL, seconds (MUSTER_KILL_WAIT). */
+  killWaitSeconds: z.coerce.number().min(0).default(10),
+  /** JetStream replicas for muster's streams and buckets: 1 on a laptop, 3 in a cluster (MUSTER_REPLICAS). */
+  replicas: z.coerce.number().int().min(1).max(5).default(1),
+  /** How long finished jobs stay queryable, seconds (MUSTER_HISTORY_RETENTION; default 7 days). */
+  historyRetentionSeconds: seconds(7 * 24 * 3600),
+  /** Log level (MUSTER_LOG_LEVEL). */
+  logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+});
+
+/** Resolved, frozen settings. */
+export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+
+/** Settings given as command-line flags (already parsed), by config key. */
+export type ConfigFlags = Partial<Record<keyof Config, string | number | undefined>>;
+
+const ENV: Record<keyof Config, string> = {
+  natsUrl: "NATS_URL",
+  natsCreds: "NATS_CREDS",
+  natsUser: "NATS_USER",
+  natsPassword: "NATS_PASSWORD",
+  natsToken: "NATS_TOKEN",
+  natsCert: "NATS_CERT",
+  natsKey: "NATS_KEY",
+  natsCa: "NATS_CA",
+  timeoutSeconds: "NATS_TIMEOUT",
+  prefix: "MUSTER_PREFIX",
+  user: "MUSTER_USER",
+  heartbeatIntervalSeconds: "MUSTER_HEARTBEAT_INTERVAL",
+  nodeTimeoutSeconds: "MUSTER_NODE_TIMEOUT",
+  killWaitSeconds: "MUSTER_KILL_WAIT",
+  replicas: "MUSTER_REPLICAS",
+  historyRetentionSeconds: "MUSTER_HISTORY_RETENTION",
+  logLevel: "MUSTER_LOG_LEVEL",
+};
+
+/** The environment variable each setting is read from. */
+export const CONFIG_ENV: Readonly<Record<keyof Config, string>> = ENV;
+
+/** Resolves settings: flags over environment over defaults; throws MusterError CONFIG naming the bad setting. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>, flags: ConfigFlags = {}): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(ENV) as (keyof Config)[]) {
+    const v = flags[key] ?? env[ENV[key]];
+    if (v !== undefined && v !== "") raw[key] = v;
+  }
+  raw.user ??= defaultUser(env);
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = String(issue.path[0] ?? "");
+    const source = flags[key as keyof Config] !== undefined ? `--${key}` : (ENV[key as keyof Config] ?? key);
+    throw new MusterError("CONFIG", `bad setting ${source}=${JSON.stringify(raw[key])}: ${issue.message}`);
+  }
+  return Object.freeze(parsed.data);
+}
+
+function defaultUser(env: Readonly<Record<string, string | undefined>>): string {
+  const name = env.USER ?? env.LOGNAME ?? safeUserName();
+  return name.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 128) || "user";
+}
+
+function safeUserName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return "user";
+  }
+}
