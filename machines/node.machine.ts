@@ -152,8 +152,11 @@ export const nodeMachine = setup({
     input: {} as NodeInput,
   },
   actions: {
-    apply: enqueueActions(({ context, event, enqueue, self }) => {
-      const current = String(self.getSnapshot().value) as NodeStateName;
+    apply: enqueueActions(({ context, event, enqueue }) => {
+      // The state is read from context, not `self.getSnapshot()`: under the pure `transition()` (and
+      // xstate/graph) `self` is an inert actor still in its initial state. `next` always equals the
+      // state the `always` transitions moved to.
+      const current = context.next ?? "unknown";
       const next = applyNodeEvent(current, context, event);
       enqueue.assign(() => ({ ...next.context, next: next.state }));
       for (const effect of next.effects) enqueue(effect as never);

@@ -320,6 +320,8 @@ export function applyStepEvent(context: StepContext, event: StepEvent): StepStep
       ctx = applyDeadlines(ctx, effects, event.now);
       break;
   }
+  // A nested application (KillUnconfirmed, NODE_LOST) may already have finished the step: finish once.
+  if (ctx.end) return { context: ctx, effects };
   if (endedCount(ctx) === ctx.ntasks && ctx.launchedAt !== undefined) ctx = finish(ctx, effects);
   else if (ctx.launchedAt === undefined && ctx.cancelled) ctx = finish(stopPending(ctx, event), effects);
   return { context: ctx, effects };

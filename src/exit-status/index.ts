@@ -15,6 +15,7 @@ export {
   derivedExitCode,
   outcomeExitCode,
   reduceTaskExitCode,
+  runExitStatus,
   worstExitCode,
 } from "./reduce.js";
 export type { LiveTaskKey, ParsedGroupKey, SummaryTrigger, TaskGroups, TaskStatusEntry } from "./render.js";

@@ -89,30 +89,35 @@ export function decideStep(tasks: readonly TaskResult[], facts: StepPolicyFacts)
   const lostNodes = [...new Set(tasks.filter((t) => t.outcome.kind === "node_lost").map((t) => t.node))].sort(compareNodeNames);
   const allStopped = tasks.length > 0 && tasks.every((t) => t.killedByRuntime);
   const launchFailed = tasks.some((t) => t.outcome.kind === "launch_failed");
-  const status = runStatusOf(exitCode);
-  const verdict = (state: FinalState, reason: string, floor: number, failedNodes: readonly string[] = []): StepVerdict => ({
+  const verdict = (state: FinalState, reason: string, failedNodes: readonly string[] = []): StepVerdict => ({
     state,
     reason,
     exitCode,
     failedNodes,
-    runExitStatus: Math.max(status, floor),
+    runExitStatus: runExitStatus(exitCode, state, reason),
   });
 
-  if (lostNodes.length > 0) return verdict("NODE_FAIL", "NodeDown", 1, lostNodes);
-  if (facts.cancelled) return verdict("CANCELLED", "None", 1);
-  if (launchFailed) return verdict("FAILED", "JobLaunchFailure", 1);
+  if (lostNodes.length > 0) return verdict("NODE_FAIL", "NodeDown", lostNodes);
+  if (facts.cancelled) return verdict("CANCELLED", "None");
+  if (launchFailed) return verdict("FAILED", "JobLaunchFailure");
   if (!(facts.timedOut && allStopped)) {
-    if (exitCode.signal !== 0) return verdict("FAILED", signalReason(exitCode.signal), 0);
-    if (exitCode.code !== 0) return verdict("FAILED", "NonZeroExitCode", 0);
+    if (exitCode.signal !== 0) return verdict("FAILED", signalReason(exitCode.signal));
+    if (exitCode.code !== 0) return verdict("FAILED", "NonZeroExitCode");
   }
-  if (facts.timedOut) return verdict("TIMEOUT", "TimeLimit", 1);
-  return verdict("COMPLETED", "None", 0);
+  if (facts.timedOut) return verdict("TIMEOUT", "TimeLimit");
+  return verdict("COMPLETED", "None");
 }
 
-/** srun's own exit status from the reduced ExitCode: 128 + the signal if there is one, else the exit code. */
-function runStatusOf(worst: ExitCode): number {
-  return worst.signal !== 0 ? 128 + worst.signal : worst.code;
+/**
+ * `muster run`'s own exit status (srun's rule): 128 + the signal of the reduced ExitCode if it is one,
+ * else its exit code; at least 1 when the step ended NODE_FAIL, CANCELLED, TIMEOUT or JobLaunchFailure.
+ */
+export function runExitStatus(exitCode: ExitCode, state: RunState, reason: string): number {
+  const status = exitCode.signal !== 0 ? 128 + exitCode.signal : exitCode.code;
+  const floor = state === "NODE_FAIL" || state === "CANCELLED" || state === "TIMEOUT" || reason === "JobLaunchFailure" ? 1 : 0;
+  return Math.max(status, floor);
 }
+
 
 /** A job's DerivedExitCode: the most severe ExitCode of its non-batch steps; `0:0` when there are none. */
 export function derivedExitCode(stepExitCodes: Iterable<ExitCode>): ExitCode {

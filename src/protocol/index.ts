@@ -154,3 +154,5 @@ export {
   parseMessage,
 } from "./messages.js";
 export type { DlqRecordOptions, Message, MessageType, ParseFailureCode, ParseResult } from "./messages.js";
+export type { JobView, NodeView, StepView, TaskView } from "./view.schema.js";
+export { JobViewSchema, NodeViewSchema, StepViewSchema, TASK_STATES, TaskViewSchema } from "./view.schema.js";

@@ -1,0 +1,190 @@
+/**
+ * The service commands of the `muster` binary: `supervisor`, `agent` and `up` (the local, embedded
+ * cluster). They parse their arguments with the CLI's parser and run the services in this process
+ * (`supervisor`, `agent`) or as child processes (`up`).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, openSync } from "node:fs";
+import { createConnection } from "node:net";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Config } from "../src/config.js";
+import { MusterError } from "../src/errors.js";
+import { main as clientMain, prepare, reportError } from "../src/cli/main.js";
+import { createLogger } from "../src/logger.js";
+import { Client } from "../src/cli/client.js";
+import type { NodeView } from "../src/protocol/index.js";
+import { runAgent } from "./agent/main.js";
+import { createSupervisor } from "./supervisor/index.js";
+
+const BIN = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../bin/muster.js");
+
+/** Runs a service command; resolves with the exit status. */
+export async function serviceMain(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = process.env): Promise<number> {
+  const [name, ...rest] = argv;
+  try {
+    const { args, config } = prepare(name!, rest, env);
+    if (args.options.help) return clientMain([name!, "--help"], env);
+    switch (name) {
+      case "supervisor":
+        return await runSupervisor(config, String(args.options.operator ?? env.MUSTER_OPERATORS ?? ""));
+      case "agent": {
+        const node = args.options.node;
+        if (typeof node !== "string" || !/^[A-Za-z0-9_-]{1,128}$/.test(node)) throw new MusterError("USAGE", "agent: --node NAME is required ([A-Za-z0-9_-])");
+        return await runAgent({ config, node, slots: args.options.slots as number | undefined });
+      }
+      case "up":
+        return await up(config, env, (args.options.agents as number | undefined) ?? 2, args.options.slots as number | undefined, Boolean(args.options.demo));
+      default:
+        throw new MusterError("USAGE", `unknown service command "${name}"`);
+    }
+  } catch (e) {
+    return reportError(e, (s) => process.stderr.write(s));
+  }
+}
+
+async function runSupervisor(config: Config, operators: string): Promise<number> {
+  const logger = createLogger({ level: config.logLevel, name: "muster" });
+  const sup = createSupervisor({ config, logger, operators: operators.split(",").map((s) => s.trim()).filter(Boolean) });
+  await sup.start();
+  await new Promise<void>((done) => {
+    const stop = () => void sup.stop().finally(done);
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+  logger.flush();
+  return 0;
+}
+
+/** True when something accepts TCP connections at the URL's host and port. */
+function reachable(url: string, timeoutMs = 1000): Promise<boolean> {
+  const u = new URL(url.split(",")[0]!.trim().replace(/^nats:/, "http:"));
+  return new Promise((done) => {
+    const sock = createConnection({ host: u.hostname, port: Number(u.port || 4222) });
+    const t = setTimeout(() => {
+      sock.destroy();
+      done(false);
+    }, timeoutMs);
+    sock.once("connect", () => {
+      clearTimeout(t);
+      sock.end();
+      done(true);
+    });
+    sock.once("error", () => {
+      clearTimeout(t);
+      done(false);
+    });
+  });
+}
+
+function findNatsServer(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  if (env.NATS_SERVER_BIN) return existsSync(env.NATS_SERVER_BIN) ? env.NATS_SERVER_BIN : undefined;
+  for (const dir of (env.PATH ?? "").split(":").filter(Boolean)) {
+    const p = join(dir, "nats-server");
+    if (existsSync(p)) return p;
+  }
+  return existsSync("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : undefined;
+}
+
+async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new MusterError("TIMEOUT", `${what} did not come up within ${timeoutMs / 1000}s`);
+}
+
+/** `muster up`: the local cluster. */
+async function up(config: Config, env: Readonly<Record<string, string | undefined>>, agents: number, slots: number | undefined, demo: boolean): Promise<number> {
+  const dir = resolve(".muster");
+  const logs = join(dir, "logs");
+  mkdirSync(logs, { recursive: true });
+  const children: { name: string; proc: ChildProcess }[] = [];
+  const say = (s: string) => process.stderr.write(`muster: ${s}\n`);
+  let natsUrl = config.natsUrl;
+  let startedNats = false;
+  if (!(await reachable(natsUrl))) {
+    const bin = findNatsServer(env);
+    if (!bin) throw new MusterError("UNAVAILABLE", `no NATS answers at ${natsUrl} and nats-server is not installed: apt-get install -y nats-server (or set NATS_SERVER_BIN)`);
+    const u = new URL(natsUrl.split(",")[0]!.trim().replace(/^nats:/, "http:"));
+    const port = u.port || "4222";
+    const host = u.hostname === "localhost" ? "127.0.0.1" : u.hostname;
+    natsUrl = `nats://${host}:${port}`;
+    const out = openSync(join(logs, "nats-server.log"), "a");
+    const proc = spawn(bin, ["-a", host, "-p", port, "-js", "-sd", join(dir, "nats")], { stdio: ["ignore", out, out] });
+    children.push({ name: "nats-server", proc });
+    startedNats = true;
+    await waitFor("nats-server", () => reachable(natsUrl, 300), 15_000);
+  }
+  const childEnv = { ...env, NATS_URL: natsUrl, MUSTER_PREFIX: config.prefix };
+  const start = (name: string, args: string[]) => {
+    const out = openSync(join(logs, `${name}.log`), "a");
+    const proc = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", out, out], env: childEnv });
+    children.push({ name, proc });
+  };
+  start("supervisor", ["supervisor"]);
+  for (let i = 1; i <= agents; i++) start(`node-${i}`, ["agent", "--node", `node-${i}`, ...(slots ? ["--slots", String(slots)] : [])]);
+
+  let stopping: Promise<void> | undefined;
+  const stopAll = () =>
+    (stopping ??= (async () => {
+      const order = [...children].reverse();
+      // Agents first (they report their tasks), then the supervisor, then NATS if we started it.
+      for (const group of [order.filter((c) => c.name.startsWith("node-")), order.filter((c) => c.name === "supervisor"), order.filter((c) => c.name === "nats-server")]) {
+        await Promise.all(
+          group.map(
+            (c) =>
+              new Promise<void>((done) => {
+                if (c.proc.exitCode !== null || c.proc.signalCode !== null) return done();
+                const t = setTimeout(() => c.proc.kill("SIGKILL"), 15_000);
+                c.proc.once("exit", () => {
+                  clearTimeout(t);
+                  done();
+                });
+                c.proc.kill("SIGTERM");
+              }),
+          ),
+        );
+      }
+    })());
+  process.once("SIGINT", () => void stopAll());
+  process.once("SIGTERM", () => void stopAll());
+
+  const cfg = { ...config, natsUrl };
+  try {
+    await waitFor(`${agents} agents`, async () => {
+      const c = await Client.open(cfg).catch(() => undefined);
+      if (!c) return false;
+      try {
+        const nodes = (await c.request("query", { type: "query", v: 1, what: "nodes" })) as NodeView[];
+        return nodes.filter((n) => n.state === "online").length >= agents;
+      } catch {
+        return false;
+      } finally {
+        await c.close();
+      }
+    }, 30_000);
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+  say(`local cluster up: NATS ${natsUrl} (${startedNats ? `started here, store ${join(dir, "nats")}` : "already running"}), supervisor, agents node-1..node-${agents}`);
+  say(`logs in ${logs}; prefix ${config.prefix}; try: muster run -n 4 -l -- hostname`);
+  if (demo) {
+    say("demo: muster run -n 8 -l -- sh -c '...': rank 5 exits 3 after 1 s, the others run for 3 s");
+    const script = 'if [ "$MUSTER_TASK_ID" = 5 ]; then sleep 1; echo "rank 5 failing on $MUSTER_NODE" >&2; exit 3; fi; echo "rank $MUSTER_TASK_ID on $MUSTER_NODE"; sleep 3; echo "rank $MUSTER_TASK_ID done"';
+    const status = await clientMain(["run", "-n", "8", "-l", "-v", "--", "sh", "-c", script], childEnv);
+    say(`demo: muster run exited ${status} (expected 3: rank 5 exited with code 3 while the others were still running)`);
+    await stopAll();
+    return status === 3 ? 0 : 1;
+  }
+  say("Ctrl-C stops everything");
+  await new Promise<void>((done) => {
+    for (const c of children) c.proc.once("exit", () => void stopAll().then(done));
+    process.once("SIGINT", () => void stopAll().then(done));
+    process.once("SIGTERM", () => void stopAll().then(done));
+  });
+  await stopAll();
+  return 0;
+}

@@ -1,0 +1,120 @@
+/**
+ * One job hosted by the supervisor: its job actor and one actor per step, with the effects they
+ * ask for collected into a queue the supervisor drains (effects are I/O; the machines stay pure).
+ */
+import { createActor, type Actor } from "xstate";
+import { jobMachine, type JobEffect, type JobEvent, type JobInput } from "../../machines/job.machine.js";
+import { stepMachine, type StepEffect, type StepEvent, type StepInput } from "../../machines/step.machine.js";
+import type { RunState } from "../../src/exit-status/index.js";
+
+/** An effect with the job and step that asked for it. */
+export type HostedEffect =
+  | { readonly source: "step"; readonly job: string; readonly step: string; readonly effect: StepEffect }
+  | { readonly source: "job"; readonly job: string; readonly effect: JobEffect };
+
+/** What the supervisor remembers about a job beside its machines. */
+export interface JobMeta {
+  readonly name: string;
+  readonly user: string;
+  readonly kind: "run" | "batch";
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly cwd: string;
+  readonly label: boolean;
+  readonly killWaitSeconds: number;
+  readonly nnodes: number;
+  readonly submittedAt: number;
+}
+
+const STEP_EFFECTS = ["launchTasks", "signalTasks", "notifyFirstFailure", "reportRejected", "killUnconfirmed", "stepEnded"] as const;
+const JOB_EFFECTS = ["cancelSteps", "jobEnded"] as const;
+
+type StepActor = Actor<typeof stepMachine>;
+type JobActor = Actor<typeof jobMachine>;
+
+/** Hosts the machines of one job. */
+export class JobHost {
+  readonly steps = new Map<string, StepActor>();
+  readonly job: JobActor;
+  /** Last event-stream sequence applied to this job. */
+  seq = 0;
+  /** Last state published per step (and `job` for the job), so only changes are published. */
+  readonly published = new Map<string, RunState>();
+
+  constructor(
+    readonly id: string,
+    readonly meta: JobMeta,
+    private readonly sink: (e: HostedEffect) => void,
+    restored?: { job: Record<string, unknown>; steps: Map<string, Record<string, unknown>>; seq: number },
+  ) {
+    const input: JobInput = { job: id, user: meta.user, kind: meta.kind, submittedAt: meta.submittedAt };
+    const provided = jobMachine.provide({
+      actions: Object.fromEntries(
+        JOB_EFFECTS.map((type) => [type, (_: unknown, params: unknown) => this.sink({ source: "job", job: id, effect: { type, params } as JobEffect })]),
+      ),
+    });
+    this.job = createActor(provided, restored ? { input, snapshot: restored.job as never } : { input });
+    this.job.start();
+    if (restored) {
+      this.seq = restored.seq;
+      for (const [stepId, snap] of restored.steps) this.addStep(stepId, undefined, snap);
+    }
+  }
+
+  /** Creates a step actor (or restores one from its persisted snapshot). */
+  addStep(stepId: string, input: StepInput | undefined, snapshot?: Record<string, unknown>): StepActor {
+    const provided = stepMachine.provide({
+      actions: Object.fromEntries(
+        STEP_EFFECTS.map((type) => [
+          type,
+          (_: unknown, params: unknown) => this.sink({ source: "step", job: this.id, step: stepId, effect: { type, params } as StepEffect }),
+        ]),
+      ),
+    });
+    const actor = snapshot
+      ? createActor(provided, { snapshot: snapshot as never, input: input as StepInput })
+      : createActor(provided, { input: input! });
+    actor.start();
+    this.steps.set(stepId, actor);
+    return actor;
+  }
+
+  /** Sends an event to one step; unknown steps are ignored (returns false). */
+  sendStep(stepId: string, event: StepEvent): boolean {
+    const actor = this.steps.get(stepId);
+    if (!actor) return false;
+    actor.send(event);
+    return true;
+  }
+
+  /** Sends an event to the job. */
+  sendJob(event: JobEvent): void {
+    this.job.send(event);
+  }
+
+  /** True once the job has its verdict. */
+  get ended(): boolean {
+    return this.job.getSnapshot().context.end !== undefined;
+  }
+
+  /** Persisted snapshots of the job and of every step. */
+  persisted(): { job: Record<string, unknown>; steps: Map<string, Record<string, unknown>> } {
+    const steps = new Map<string, Record<string, unknown>>();
+    for (const [id, a] of this.steps) steps.set(id, a.getPersistedSnapshot() as Record<string, unknown>);
+    return { job: this.job.getPersistedSnapshot() as Record<string, unknown>, steps };
+  }
+
+  /** Stops every actor (the job leaves memory). */
+  stop(): void {
+    for (const a of this.steps.values()) a.stop();
+    this.job.stop();
+  }
+}
+
+/** The Slurm state of a machine snapshot: live states by state name, final ones from the verdict. */
+export function runStateOf(value: unknown, end: { state: RunState } | undefined): RunState {
+  if (end) return end.state;
+  if (value === "running") return "RUNNING";
+  if (value === "completing") return "COMPLETING";
+  return "PENDING";
+}

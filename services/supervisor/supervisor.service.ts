@@ -1,0 +1,889 @@
+/**
+ * The supervisor: owns jobs. It answers control requests, places tasks on online nodes, sends
+ * launch and signal commands to agents, consumes task events from JetStream with a durable
+ * consumer, hosts the job/step/node machines, publishes state changes, the first-failure
+ * notification and the final summary, and persists every job before acknowledging its events.
+ * Every mutation runs through one serial queue, so the machines see one event at a time.
+ */
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import { createActor, type Actor } from "xstate";
+import { nodeMachine, nodeNextDeadline, type NodeEffect, type NodeEvent, type NodeStateName } from "../../machines/node.machine.js";
+import { stepNextDeadline, stepPicture, type Placement, type SignalTarget, type StepContext, type StepEvent } from "../../machines/step.machine.js";
+import type { TaskEvent } from "../../machines/task.machine.js";
+import { allTasks } from "../../machines/task-table.js";
+import type { Config } from "../../src/config.js";
+import { MusterError, toFailure } from "../../src/errors.js";
+import { formatExitCode, outcomeExitCode, type RunState } from "../../src/exit-status/index.js";
+import { IdSet } from "../../src/idset/index.js";
+import type { Logger } from "../../src/logger.js";
+import { connectNats } from "../../src/nats/connect.js";
+import { ensureStreams, openSnapshotBucket } from "../../src/nats/streams.js";
+import {
+  ByeSchema,
+  CommandAckSchema,
+  ControlRequestSchema,
+  DrainingSchema,
+  HeartbeatSchema,
+  HelloSchema,
+  TaskEventSchema,
+  createDlqRecord,
+  createSubjects,
+  encodeMessage,
+  errReply,
+  okReply,
+  parseMessage,
+  type ControlRequest,
+  type ErrorCode,
+  type JobView,
+  type KillRequest,
+  type Message,
+  type NodeView,
+  type QueryRequest,
+  type SignalRequest,
+  type StepView,
+  type SubmitRequest,
+  type Subjects,
+} from "../../src/protocol/index.js";
+import { JobHost, runStateOf, type HostedEffect, type JobMeta } from "./job-host.js";
+import { placeTasks } from "./placement.js";
+import { JobStore } from "./store.js";
+
+/** Options of a supervisor. */
+export interface SupervisorOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  /** Users allowed to act on every job (operators). */
+  readonly operators?: readonly string[];
+  /** How often deadlines are checked, ms. */
+  readonly tickMs?: number;
+}
+
+/** A running supervisor. */
+export interface Supervisor {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Tasks listed in a job view at most; larger steps give groups only. */
+const VIEW_TASK_LIMIT = 10_000;
+const CONSUMER = "supervisor";
+
+type NodeActor = Actor<typeof nodeMachine>;
+
+/** Builds a supervisor. */
+export function createSupervisor(opts: SupervisorOptions): Supervisor {
+  return new SupervisorService(opts);
+}
+
+class SupervisorService implements Supervisor {
+  private readonly cfg: Config;
+  private readonly log: Logger;
+  private readonly subjects: Subjects;
+  private nc!: NatsConnection;
+  private js!: JetStreamClient;
+  private store!: JobStore;
+  private readonly jobs = new Map<string, JobHost>();
+  private readonly nodes = new Map<string, NodeActor>();
+  private readonly effects: HostedEffect[] = [];
+  private readonly nodeEffects: NodeEffect[] = [];
+  private readonly touched = new Set<string>();
+  private readonly subs: Subscription[] = [];
+  private queue: Promise<unknown> = Promise.resolve();
+  private ticker: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private consumerLoop: Promise<void> | undefined;
+  private stopConsumer: (() => void) | undefined;
+
+  constructor(private readonly opts: SupervisorOptions) {
+    this.cfg = opts.config;
+    this.log = opts.logger.child({ component: "supervisor" });
+    this.subjects = createSubjects(this.cfg.prefix);
+  }
+
+  async start(): Promise<void> {
+    this.nc = await connectNats(this.cfg, { name: "muster-supervisor" });
+    const jsm = await jetstreamManager(this.nc);
+    const streamOpts = { replicas: this.cfg.replicas, retentionSeconds: this.cfg.historyRetentionSeconds };
+    await ensureStreams(jsm, this.subjects, streamOpts);
+    this.js = jetstream(this.nc);
+    this.store = new JobStore(await openSnapshotBucket(this.nc, this.subjects, streamOpts));
+    await this.restore();
+    await this.restoreNodes();
+    this.subscribeControl();
+    this.subscribeNodes();
+    this.consumerLoop = this.consumeEvents(jsm);
+    this.ticker = setInterval(() => void this.serial(() => this.tick()), this.opts.tickMs ?? 100);
+    this.log.info({ prefix: this.cfg.prefix, nats: this.cfg.natsUrl, jobs: this.jobs.size }, "supervisor.started");
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.stopConsumer?.();
+    for (const s of this.subs) s.unsubscribe();
+    await this.queue.catch(() => undefined);
+    await this.consumerLoop?.catch(() => undefined);
+    await this.nc.drain().catch(() => undefined);
+    for (const j of this.jobs.values()) j.stop();
+    for (const n of this.nodes.values()) n.stop();
+    this.log.info("supervisor.stopped");
+  }
+
+  /** Runs `fn` after everything queued before it; errors are logged, never thrown at the caller's loop. */
+  private serial<T>(fn: () => Promise<T> | T): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch((err) => this.log.error({ err }, "supervisor.serial_failed"));
+    return run;
+  }
+
+  // ---- restore ----------------------------------------------------------------------------
+
+  private async restore(): Promise<void> {
+    for (const { record, steps } of await this.store.loadAll<JobMeta>()) {
+      const host = new JobHost(record.jobId, record.meta, (e) => this.effects.push(e), { job: record.job, steps, seq: record.seq });
+      if (host.ended) {
+        host.stop();
+        this.finished.set(record.jobId, host);
+        continue;
+      }
+      this.jobs.set(record.jobId, host);
+      for (const [stepId, actor] of host.steps) {
+        host.published.set(stepId, runStateOf(actor.getSnapshot().value, actor.getSnapshot().context.end));
+      }
+      host.published.set("job", runStateOf(host.job.getSnapshot().value, host.job.getSnapshot().context.end));
+      this.log.info({ job: record.jobId, seq: record.seq }, "job.restored");
+    }
+  }
+
+  /** Finished jobs kept for queries (history is issue #5's; this keeps `show` working). */
+  private readonly finished = new Map<string, JobHost>();
+
+  private async restoreNodes(): Promise<void> {
+    const jsm = await jetstreamManager(this.nc);
+    const stream = this.subjects.streams.nodes.name;
+    const latest = new Map<string, Message>();
+    for (const subject of [this.subjects.node.helloAll, this.subjects.node.drainingAll, this.subjects.node.byeAll]) {
+      const info = await jsm.streams.info(stream, { subjects_filter: subject }).catch(() => undefined);
+      for (const subj of Object.keys(info?.state.subjects ?? {})) {
+        const m = await jsm.streams.getMessage(stream, { last_by_subj: subj }).catch(() => undefined);
+        if (!m) continue;
+        const parsed = parseMessage(HelloSchema.or(DrainingSchema).or(ByeSchema), m.data, subj);
+        if (!parsed.ok) continue;
+        const key = `${parsed.value.node}/${parsed.value.type}`;
+        latest.set(key, parsed.value);
+      }
+    }
+    const now = Date.now();
+    for (const msg of latest.values()) {
+      if (msg.type !== "hello") continue;
+      const bye = latest.get(`${msg.node}/bye`);
+      if (bye && bye.type === "bye" && bye.epoch === msg.epoch) continue;
+      // Heard of before the restart: assume alive as of now; heartbeats or their absence decide.
+      this.nodeEvent(msg.node, { type: "HELLO", epoch: msg.epoch, slots: msg.slots, at: now });
+      const draining = latest.get(`${msg.node}/draining`);
+      if (draining && draining.type === "draining" && draining.epoch === msg.epoch) this.nodeEvent(msg.node, { type: "DRAINING", epoch: msg.epoch, at: now });
+    }
+    this.nodeEffects.length = 0;
+    // Tasks still launching when the supervisor stopped get their launch command again (agents de-duplicate).
+    for (const host of this.jobs.values()) {
+      for (const [stepId, actor] of host.steps) {
+        const ctx = actor.getSnapshot().context;
+        if (ctx.end || ctx.launchedAt === undefined) continue;
+        const stillLaunching = ctx.placement.filter((p) => {
+          for (const r of IdSet.parse(p.ranks)) if (ctx.tasks.chunks[Math.floor(r / 1024)]?.[r % 1024]?.state === "launching") return true;
+          return false;
+        });
+        if (stillLaunching.length) void this.launch(host, stepId, stillLaunching);
+      }
+    }
+  }
+
+  // ---- control requests --------------------------------------------------------------------
+
+  private subscribeControl(): void {
+    const sub = this.nc.subscribe(this.subjects.ctl.all, { queue: "muster-supervisor" });
+    this.subs.push(sub);
+    void (async () => {
+      for await (const msg of sub) void this.serial(() => this.handleControl(msg));
+    })();
+  }
+
+  private async handleControl(msg: Msg): Promise<void> {
+    const parsedSubject = this.subjects.parse(msg.subject);
+    const respond = (reply: Message) => {
+      if (msg.reply) msg.respond(encodeMessage(reply));
+    };
+    if (!parsedSubject || parsedSubject.kind !== "ctl") {
+      respond(errReply("BAD_REQUEST", `not a control subject: ${msg.subject}`));
+      return;
+    }
+    const parsed = parseMessage(ControlRequestSchema, msg.data, msg.subject);
+    if (!parsed.ok) {
+      this.log.warn({ subject: msg.subject, code: parsed.code, reason: parsed.message }, "ctl.rejected");
+      respond(errReply(parsed.code, parsed.message));
+      this.deadLetter(msg.subject, parsed.code, parsed.message, msg.data);
+      return;
+    }
+    if (parsed.value.type !== parsedSubject.op) {
+      respond(errReply("BAD_REQUEST", `a ${parsed.value.type} request was sent to the ${parsedSubject.op} subject`));
+      return;
+    }
+    try {
+      const data = await this.control(parsedSubject.user, parsed.value);
+      respond(okReply(data));
+    } catch (err) {
+      const failure = toFailure(err);
+      const code: ErrorCode = failure.code === "USAGE" || failure.code === "CONFIG" ? "BAD_REQUEST" : failure.code;
+      if (code === "INTERNAL") this.log.error({ err, subject: msg.subject }, "ctl.failed");
+      else this.log.info({ subject: msg.subject, code, reason: failure.message }, "ctl.refused");
+      respond(errReply(code, failure.message, failure.details));
+    }
+  }
+
+  private async control(user: string, req: ControlRequest): Promise<unknown> {
+    switch (req.type) {
+      case "submit":
+        return this.submit(user, req);
+      case "kill":
+        return this.kill(user, req);
+      case "signal":
+        return this.signal(user, req);
+      case "query":
+        return this.query(user, req);
+    }
+  }
+
+  private isOperator(user: string): boolean {
+    return (this.opts.operators ?? []).includes(user);
+  }
+
+  private async submit(user: string, req: SubmitRequest): Promise<unknown> {
+    if (req.user !== user) throw new MusterError("FORBIDDEN", `user ${user} cannot submit as ${req.user}`);
+    if (req.batch || req.parentJob) throw new MusterError("BAD_REQUEST", "batch jobs and steps inside a job are not supported by this supervisor yet");
+    const online = [...this.nodes.entries()]
+      .filter(([, a]) => a.getSnapshot().value === "online")
+      .map(([node, a]) => ({ node, epoch: a.getSnapshot().context.epoch!, slots: a.getSnapshot().context.slots }));
+    const placement = placeTasks({ ntasks: req.ntasks, nodes: req.nodes, ntasksPerNode: req.ntasksPerNode }, online);
+    const jobId = await this.store.nextJobId();
+    const now = Date.now();
+    const meta: JobMeta = {
+      name: req.name ?? req.argv[0]!.split("/").pop()!,
+      user,
+      kind: "run",
+      argv: req.argv,
+      env: req.env ?? {},
+      cwd: req.cwd ?? process.cwd(),
+      label: req.label,
+      killWaitSeconds: req.killWaitSeconds ?? this.cfg.killWaitSeconds,
+      nnodes: placement.length,
+      submittedAt: now,
+    };
+    const host = new JobHost(jobId, meta, (e) => this.effects.push(e));
+    this.jobs.set(jobId, host);
+    host.addStep("0", {
+      job: jobId,
+      step: "0",
+      ntasks: req.ntasks,
+      policies: {
+        killOnBadExit: req.killOnBadExit,
+        waitMs: req.waitSeconds !== undefined ? req.waitSeconds * 1000 : undefined,
+        timeLimitMs: req.timeLimitSeconds !== undefined ? req.timeLimitSeconds * 1000 : undefined,
+        killWaitMs: meta.killWaitSeconds * 1000,
+        nodeTimeoutMs: this.cfg.nodeTimeoutSeconds * 1000,
+      },
+    });
+    host.sendJob({ type: "STEP_STARTED", step: "0", at: now });
+    host.sendStep("0", { type: "LAUNCH", placement, at: now });
+    this.touched.add(jobId);
+    await this.settle();
+    this.log.info({ job: jobId, user, ntasks: req.ntasks, nodes: placement.map((p) => p.node) }, "job.submitted");
+    return { job: jobId, step: 0, placement };
+  }
+
+  private jobFor(user: string, jobId: string): JobHost {
+    const host = this.jobs.get(jobId) ?? this.finished.get(jobId);
+    if (!host) throw new MusterError("UNKNOWN_JOB", `no job ${jobId}`);
+    if (host.meta.user !== user && !this.isOperator(user)) throw new MusterError("FORBIDDEN", `job ${jobId} belongs to ${host.meta.user}, not ${user}`);
+    return host;
+  }
+
+  private stepsOf(host: JobHost, step: number | string | undefined): string[] {
+    if (step === undefined) return [...host.steps.keys()];
+    const id = String(step);
+    if (!host.steps.has(id)) throw new MusterError("UNKNOWN_STEP", `job ${host.id} has no step ${id}`);
+    return [id];
+  }
+
+  private async kill(user: string, req: KillRequest): Promise<unknown> {
+    const host = this.jobFor(user, req.job);
+    const steps = this.stepsOf(host, req.step);
+    if (host.ended) return { job: host.id, state: this.jobView(host).state, alreadyEnded: true };
+    const now = Date.now();
+    if (req.signal !== undefined) {
+      for (const s of steps) host.sendStep(s, { type: "SIGNAL", signal: req.signal, at: now });
+    } else if (req.step === undefined) {
+      host.sendJob({ type: "CANCEL", by: user, at: now });
+    } else {
+      for (const s of steps) host.sendStep(s, { type: "CANCEL", by: user, at: now });
+    }
+    this.touched.add(host.id);
+    await this.settle();
+    return { job: host.id, steps };
+  }
+
+  private async signal(user: string, req: SignalRequest): Promise<unknown> {
+    const host = this.jobFor(user, req.job);
+    const steps = this.stepsOf(host, req.step);
+    if (host.ended) throw new MusterError("NOT_RUNNING", `job ${host.id} has ended`);
+    for (const s of steps) host.sendStep(s, { type: "SIGNAL", signal: req.signal, at: Date.now() });
+    await this.settle();
+    return { job: host.id, steps };
+  }
+
+  private async query(user: string, req: QueryRequest): Promise<unknown> {
+    switch (req.what) {
+      case "job":
+        return this.jobView(this.jobFor(user, req.job!));
+      case "jobs":
+        return [...this.jobs.values()].filter((h) => req.filters?.user === undefined || h.meta.user === req.filters.user).map((h) => this.jobView(h, false));
+      case "history":
+        return [...this.finished.values()].filter((h) => req.filters?.user === undefined || h.meta.user === req.filters.user).map((h) => this.jobView(h, false));
+      case "nodes":
+        return [...this.nodes.values()].map((a) => this.nodeView(a));
+    }
+  }
+
+  // ---- views -------------------------------------------------------------------------------
+
+  private jobView(host: JobHost, withTasks = true): JobView {
+    const snap = host.job.getSnapshot();
+    const ctx = snap.context;
+    const end = ctx.end;
+    const steps: StepView[] = [...host.steps.entries()].map(([id, a]) => this.stepView(id, a.getSnapshot(), withTasks));
+    const main = steps.find((s) => s.stepId === (host.meta.kind === "batch" ? "batch" : "0"));
+    const state = runStateOf(snap.value, end);
+    return {
+      jobId: host.id,
+      name: host.meta.name,
+      user: host.meta.user,
+      kind: host.meta.kind,
+      state,
+      reason: end?.reason ?? (state === "PENDING" ? "None" : "None"),
+      exitCode: end?.exitCode ?? main?.exitCode ?? "0:0",
+      derivedExitCode: end?.derivedExitCode ?? "0:0",
+      failedNodes: [...(end?.failedNodes ?? [])],
+      submittedAt: ctx.submittedAt,
+      startedAt: ctx.startedAt,
+      endedAt: end?.at,
+      steps,
+    };
+  }
+
+  private stepView(stepId: string, snap: { value: unknown; context: StepContext }, withTasks: boolean): StepView {
+    const ctx = snap.context;
+    const picture = stepPicture(ctx);
+    const includeTasks = withTasks && ctx.ntasks <= VIEW_TASK_LIMIT;
+    return {
+      stepId,
+      state: runStateOf(snap.value, ctx.end),
+      reason: ctx.end?.reason ?? "None",
+      exitCode: ctx.end?.exitCode ?? "0:0",
+      ntasks: ctx.ntasks,
+      failedNodes: [...(ctx.end?.failedNodes ?? [])],
+      groups: { ...picture.groups },
+      nodes: { ...picture.nodes },
+      killedByRuntime: picture.killedByRuntime,
+      firstFailure: ctx.firstFailure,
+      launchedAt: ctx.launchedAt,
+      endedAt: ctx.end?.at,
+      tasks: includeTasks
+        ? [...allTasks(ctx.tasks)].map((t) => ({
+            rank: t.context.rank,
+            node: t.context.node ?? "unplaced",
+            state: t.state,
+            exitCode: t.context.outcome ? formatExitCode(outcomeExitCode(t.context.outcome)) : undefined,
+            outcome: t.context.outcome,
+            pid: t.context.pid,
+            killedByRuntime: t.context.killedByRuntime,
+            startedAt: t.context.startedAt,
+            endedAt: t.context.endedAt,
+          }))
+        : [],
+      tasksOmitted: !includeTasks,
+    };
+  }
+
+  private nodeView(a: NodeActor): NodeView {
+    const snap = a.getSnapshot();
+    const c = snap.context;
+    let running = 0;
+    for (const host of this.jobs.values()) {
+      for (const step of host.steps.values()) {
+        for (const t of allTasks(step.getSnapshot().context.tasks)) {
+          if (t.context.node === c.node && t.context.epoch === c.epoch && (t.state === "running" || t.state === "launching" || t.state === "stopping")) running++;
+        }
+      }
+    }
+    return {
+      node: c.node,
+      state: snap.value as NodeStateName,
+      reason: c.reason,
+      epoch: c.epoch,
+      slots: c.slots,
+      since: c.since,
+      lastSeenAt: c.lastSeenAt,
+      runningTasks: running,
+    };
+  }
+
+  // ---- nodes -------------------------------------------------------------------------------
+
+  private subscribeNodes(): void {
+    const n = this.subjects.node;
+    const handlers: [string, (m: Msg) => void][] = [
+      [n.helloAll, (m) => this.onNodeMessage(m, HelloSchema)],
+      [n.hbAll, (m) => this.onNodeMessage(m, HeartbeatSchema)],
+      [n.drainingAll, (m) => this.onNodeMessage(m, DrainingSchema)],
+      [n.byeAll, (m) => this.onNodeMessage(m, ByeSchema)],
+    ];
+    for (const [subject, handle] of handlers) {
+      const sub = this.nc.subscribe(subject);
+      this.subs.push(sub);
+      void (async () => {
+        for await (const m of sub) handle(m);
+      })();
+    }
+  }
+
+  private onNodeMessage(m: Msg, schema: typeof HelloSchema | typeof HeartbeatSchema | typeof DrainingSchema | typeof ByeSchema): void {
+    const parsed = parseMessage(schema, m.data, m.subject);
+    const subj = this.subjects.parse(m.subject);
+    if (!parsed.ok || !subj || subj.kind !== "node" || subj.node !== parsed.value.node) {
+      const code = parsed.ok ? "BAD_REQUEST" : parsed.code;
+      const message = parsed.ok ? `node message for ${parsed.value.node} on another node's subject` : parsed.message;
+      this.log.warn({ subject: m.subject, code, reason: message }, "node.message_rejected");
+      this.deadLetter(m.subject, code, message, m.data);
+      return;
+    }
+    const msg = parsed.value;
+    const at = Date.now();
+    const event: NodeEvent =
+      msg.type === "hello"
+        ? { type: "HELLO", epoch: msg.epoch, slots: msg.slots, at }
+        : msg.type === "heartbeat"
+          ? { type: "HEARTBEAT", epoch: msg.epoch, at }
+          : msg.type === "draining"
+            ? { type: "DRAINING", epoch: msg.epoch, at }
+            : { type: "BYE", epoch: msg.epoch, at };
+    void this.serial(async () => {
+      this.nodeEvent(msg.node, event);
+      await this.settle();
+    });
+  }
+
+  private nodeEvent(node: string, event: NodeEvent): void {
+    let actor = this.nodes.get(node);
+    if (!actor) {
+      if (event.type !== "HELLO") return;
+      const provided = nodeMachine.provide({
+        actions: {
+          nodeLost: (_: unknown, params: Extract<NodeEffect, { type: "nodeLost" }>["params"]) => this.nodeEffects.push({ type: "nodeLost", params }),
+          nodeOffline: (_: unknown, params: Extract<NodeEffect, { type: "nodeOffline" }>["params"]) => this.nodeEffects.push({ type: "nodeOffline", params }),
+          reportStale: (_: unknown, params: Extract<NodeEffect, { type: "reportStale" }>["params"]) => this.nodeEffects.push({ type: "reportStale", params }),
+        },
+      });
+      actor = createActor(provided, {
+        input: {
+          node,
+          timings: {
+            heartbeatIntervalMs: this.cfg.heartbeatIntervalSeconds * 1000,
+            nodeTimeoutMs: this.cfg.nodeTimeoutSeconds * 1000,
+            disconnectGraceMs: Math.min(3000, this.cfg.nodeTimeoutSeconds * 1000),
+          },
+        },
+      });
+      actor.start();
+      this.nodes.set(node, actor);
+    }
+    const before = actor.getSnapshot().value;
+    actor.send(event);
+    const after = actor.getSnapshot().value;
+    if (before !== after) this.log.info({ node, from: before, to: after, reason: actor.getSnapshot().context.reason }, "node.state");
+  }
+
+  // ---- task events ---------------------------------------------------------------------------
+
+  private async consumeEvents(jsm: Awaited<ReturnType<typeof jetstreamManager>>): Promise<void> {
+    const stream = this.subjects.streams.events.name;
+    await jsm.consumers
+      .add(stream, { durable_name: CONSUMER, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, max_ack_pending: 20_000, ack_wait: 30_000_000_000 })
+      .catch(async (err: Error) => {
+        if (!/already in use|exists/i.test(err.message)) throw err;
+      });
+    const consumer = await this.js.consumers.get(stream, CONSUMER);
+    const messages = await consumer.consume({ max_messages: 2000 });
+    this.stopConsumer = () => void messages.close();
+    let batch: JsMsg[] = [];
+    let scheduled = false;
+    for await (const m of messages) {
+      batch.push(m);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(() => {
+          const taken = batch;
+          batch = [];
+          scheduled = false;
+          void this.serial(() => this.processEvents(taken));
+        });
+      }
+    }
+  }
+
+  private async processEvents(batch: JsMsg[]): Promise<void> {
+    const byStep = new Map<JobHost, Map<string, { rank: number; event: TaskEvent }[]>>();
+    const now = Date.now();
+    const done = new Set<JsMsg>();
+    const reject = (m: JsMsg, code: ErrorCode, message: string) => {
+      this.rejectEvent(m, code, message);
+      done.add(m);
+    };
+    for (const m of batch) {
+      const parsed = parseMessage(TaskEventSchema, m.data, m.subject);
+      const subj = this.subjects.parse(m.subject);
+      if (!parsed.ok) {
+        reject(m, parsed.code, parsed.message);
+        continue;
+      }
+      const ev = parsed.value;
+      if (!subj || subj.kind !== "evt" || subj.node !== ev.node || subj.job !== ev.job || String(subj.step) !== String(ev.step) || subj.task !== ev.rank) {
+        reject(m, "BAD_REQUEST", "the event's subject does not match its node, job, step or rank");
+        continue;
+      }
+      const host = this.jobs.get(ev.job);
+      if (!host) {
+        if (this.finished.has(ev.job)) {
+          this.log.debug({ job: ev.job, rank: ev.rank }, "event.after_job_end");
+        } else reject(m, "UNKNOWN_JOB", `no job ${ev.job}`);
+        continue;
+      }
+      if (m.seq <= host.seq) continue;
+      host.seq = m.seq;
+      const stepId = String(ev.step);
+      if (!host.steps.has(stepId)) {
+        reject(m, "UNKNOWN_STEP", `job ${ev.job} has no step ${stepId}`);
+        continue;
+      }
+      const event: TaskEvent =
+        ev.type === "task.started"
+          ? { type: "STARTED", epoch: ev.epoch, pid: ev.pid, at: ev.at }
+          : { type: "ENDED", epoch: ev.epoch, outcome: ev.outcome, pid: ev.pid, at: ev.at };
+      let steps = byStep.get(host);
+      if (!steps) byStep.set(host, (steps = new Map()));
+      let list = steps.get(stepId);
+      if (!list) steps.set(stepId, (list = []));
+      list.push({ rank: ev.rank, event });
+      this.touched.add(host.id);
+    }
+    for (const [host, steps] of byStep) {
+      for (const [stepId, events] of steps) host.sendStep(stepId, { type: "TASKS", events });
+    }
+    await this.settle();
+    for (const m of batch) if (!done.has(m)) m.ack();
+    this.log.debug({ events: batch.length, ms: Date.now() - now }, "events.batch");
+  }
+
+  private rejectEvent(m: JsMsg, code: ErrorCode, message: string): void {
+    this.log.warn({ subject: m.subject, seq: m.seq, code, reason: message }, "event.rejected");
+    this.deadLetter(m.subject, code, message, m.data);
+    m.term();
+  }
+
+  private deadLetter(subject: string, code: ErrorCode, message: string, bytes: Uint8Array): void {
+    const record = createDlqRecord({ subject, reason: code, message, bytes, receivedAt: Date.now() });
+    void this.js.publish(this.subjects.dlq.of("supervisor"), encodeMessage(record)).catch((err: Error) => this.log.error({ err }, "dlq.publish_failed"));
+  }
+
+  // ---- effects, state publication, persistence ----------------------------------------------
+
+  /**
+   * Runs the effects the machines asked for until none are left, publishes state changes,
+   * persists every touched job, then sends the commands to agents. Notifications and summaries
+   * are published before persisting, so a crash can repeat them (de-duplicated) but never lose them.
+   */
+  private async settle(): Promise<void> {
+    const commands: (() => Promise<void>)[] = [];
+    for (let guard = 0; guard < 10_000 && (this.effects.length || this.nodeEffects.length); guard++) {
+      const ne = this.nodeEffects.shift();
+      if (ne) {
+        this.applyNodeEffect(ne);
+        continue;
+      }
+      const e = this.effects.shift()!;
+      this.touched.add(e.job);
+      await this.applyEffect(e, commands);
+    }
+    for (const jobId of this.touched) {
+      const host = this.jobs.get(jobId);
+      if (host) await this.publishStates(host);
+    }
+    for (const jobId of [...this.touched]) {
+      const host = this.jobs.get(jobId);
+      if (!host) continue;
+      const { job, steps } = host.persisted();
+      await this.store.save(jobId, host.meta, host.seq, job, steps);
+      if (host.ended) {
+        this.jobs.delete(jobId);
+        this.finished.set(jobId, host);
+      }
+    }
+    this.touched.clear();
+    for (const c of commands) void c().catch((err: Error) => this.log.error({ err }, "command.failed"));
+  }
+
+  private async applyEffect(e: HostedEffect, commands: (() => Promise<void>)[]): Promise<void> {
+    const host = this.jobs.get(e.job);
+    if (!host) return;
+    if (e.source === "job") {
+      const eff = e.effect;
+      if (eff.type === "cancelSteps") {
+        const steps = eff.params.steps.length ? eff.params.steps : [...host.steps.keys()];
+        for (const s of steps) host.sendStep(s, { type: "CANCEL", by: eff.params.by, at: eff.params.at });
+      } else {
+        this.log.info({ job: e.job, ...eff.params.end }, "job.ended");
+      }
+      return;
+    }
+    const eff = e.effect;
+    const log = this.log.child({ job: e.job, step: e.step });
+    switch (eff.type) {
+      case "launchTasks":
+        commands.push(() => this.launch(host, e.step, eff.params.placement));
+        break;
+      case "signalTasks":
+        commands.push(() => this.signalTargets(host, e.step, eff.params.signal, eff.params.cont, eff.params.targets));
+        break;
+      case "notifyFirstFailure": {
+        const p = eff.params;
+        await this.publishOnce(this.subjects.job.exitCodes(e.job, stepToken(e.step)), `${e.job}.${e.step}.first_failure`, {
+          type: "step.first_failure",
+          v: 1,
+          job: e.job,
+          step: wireStep(e.step),
+          trigger: p.trigger,
+          publishedAt: Date.now(),
+          ntasks: p.ntasks,
+          groups: p.groups,
+          killedByRuntime: p.killedByRuntime,
+          nodes: p.nodes,
+        });
+        log.info({ rank: p.trigger.rank, node: p.trigger.node, outcome: p.trigger.outcome }, "step.first_failure");
+        break;
+      }
+      case "reportRejected":
+        log.warn({ ...eff.params }, "event.ignored");
+        if (eff.params.reason === "stale_epoch" || eff.params.reason === "unknown_rank") {
+          this.deadLetter(this.subjects.evt.ofJob(e.job), eff.params.reason === "unknown_rank" ? "BAD_REQUEST" : "STALE_EPOCH", `${eff.params.eventType} for rank ${eff.params.rank}: ${eff.params.reason}`, new Uint8Array());
+        }
+        break;
+      case "killUnconfirmed":
+        log.warn({ ...eff.params }, "kill.unconfirmed");
+        for (const node of eff.params.nodes) this.nodeEvent(node, { type: "KILL_UNCONFIRMED", at: Date.now() });
+        break;
+      case "stepEnded": {
+        const p = eff.params;
+        await this.publishOnce(this.subjects.job.exitCodes(e.job, stepToken(e.step)), `${e.job}.${e.step}.summary`, {
+          type: "step.summary",
+          v: 1,
+          job: e.job,
+          step: wireStep(e.step),
+          trigger: p.firstFailure,
+          publishedAt: Date.now(),
+          ntasks: p.ntasks,
+          groups: p.groups,
+          killedByRuntime: p.killedByRuntime,
+          nodes: p.nodes,
+          state: p.end.state,
+          reason: p.end.reason,
+          exitCode: p.end.exitCode,
+          failedNode: p.end.failedNodes[0],
+        });
+        log.info({ state: p.end.state, reason: p.end.reason, exitCode: p.end.exitCode }, "step.ended");
+        host.sendJob({ type: "STEP_ENDED", step: e.step, end: p.end });
+        break;
+      }
+    }
+  }
+
+  private applyNodeEffect(e: NodeEffect): void {
+    switch (e.type) {
+      case "reportStale":
+        this.log.warn({ ...e.params }, "node.stale_event");
+        return;
+      case "nodeLost":
+      case "nodeOffline": {
+        const at = e.params.at;
+        this.log.warn({ ...e.params }, e.type === "nodeLost" ? "node.lost" : "node.offline");
+        for (const host of this.jobs.values()) {
+          for (const [stepId, actor] of host.steps) {
+            if (actor.getSnapshot().context.placement.some((p) => p.node === e.params.node && p.epoch === e.params.epoch)) {
+              host.sendStep(stepId, { type: "NODE_LOST", node: e.params.node, epoch: e.params.epoch, at });
+              this.touched.add(host.id);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /** Publishes a state message for every job and step whose Slurm state changed. */
+  private async publishStates(host: JobHost): Promise<void> {
+    for (const [stepId, actor] of host.steps) {
+      const snap = actor.getSnapshot();
+      const state = runStateOf(snap.value, snap.context.end);
+      if (host.published.get(stepId) === state) continue;
+      host.published.set(stepId, state);
+      await this.publishOnce(this.subjects.job.state(host.id), `${host.id}.${stepId}.${state}`, {
+        type: "job.state",
+        v: 1,
+        job: host.id,
+        step: wireStep(stepId),
+        state,
+        reason: snap.context.end?.reason ?? "None",
+        exitCode: snap.context.end?.exitCode ?? "0:0",
+        failedNode: snap.context.end?.failedNodes[0],
+        at: snap.context.end?.at ?? Date.now(),
+      });
+    }
+    const jsnap = host.job.getSnapshot();
+    const state: RunState = runStateOf(jsnap.value, jsnap.context.end);
+    if (host.published.get("job") !== state) {
+      host.published.set("job", state);
+      const end = jsnap.context.end;
+      await this.publishOnce(this.subjects.job.state(host.id), `${host.id}.job.${state}`, {
+        type: "job.state",
+        v: 1,
+        job: host.id,
+        state,
+        reason: end?.reason ?? "None",
+        exitCode: end?.exitCode ?? "0:0",
+        derivedExitCode: end?.derivedExitCode ?? "0:0",
+        failedNode: end?.failedNodes[0],
+        at: end?.at ?? Date.now(),
+      });
+    }
+  }
+
+  /** Publishes to JetStream with a message id; retries until acknowledged (the stream de-duplicates). */
+  private async publishOnce(subject: string, msgID: string, message: Message): Promise<void> {
+    const data = encodeMessage(message);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.js.publish(subject, data, { msgID, timeout: 5000 });
+        return;
+      } catch (err) {
+        if (this.stopping || attempt > 100) throw err;
+        this.log.warn({ err, subject, attempt }, "publish.retry");
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+      }
+    }
+  }
+
+  // ---- commands to agents -------------------------------------------------------------------
+
+  private async launch(host: JobHost, stepId: string, placement: readonly Placement[]): Promise<void> {
+    const step = host.steps.get(stepId)!.getSnapshot().context;
+    await Promise.all(
+      placement.map(async (p, nodeIndex) => {
+        const ranks = [...IdSet.parse(p.ranks)];
+        const cmd: Message = {
+          type: "cmd.launch",
+          v: 1,
+          job: host.id,
+          step: wireStep(stepId),
+          node: p.node,
+          epoch: p.epoch,
+          user: host.meta.user,
+          argv: [...host.meta.argv],
+          env: { ...host.meta.env },
+          cwd: host.meta.cwd,
+          ntasks: step.ntasks,
+          nnodes: host.meta.nnodes,
+          nodeIndex,
+          tasks: ranks.map((rank, localId) => ({ rank, localId })),
+          label: host.meta.label,
+          killWaitSeconds: host.meta.killWaitSeconds,
+        };
+        const ok = await this.command(p.node, cmd);
+        if (!ok) {
+          // The node did not take the launch: its tasks are lost with it.
+          void this.serial(async () => {
+            host.sendStep(stepId, { type: "NODE_LOST", node: p.node, epoch: p.epoch, at: Date.now() });
+            this.touched.add(host.id);
+            await this.settle();
+          });
+        }
+      }),
+    );
+  }
+
+  private async signalTargets(host: JobHost, stepId: string, signal: number, cont: boolean, targets: readonly SignalTarget[]): Promise<void> {
+    await Promise.all(
+      targets.map(async (t) => {
+        const base = { type: "cmd.signal" as const, v: 1 as const, job: host.id, step: wireStep(stepId), node: t.node, epoch: t.epoch, ranks: t.ranks };
+        if (cont) await this.command(t.node, { ...base, signal: 18 });
+        await this.command(t.node, { ...base, signal });
+      }),
+    );
+  }
+
+  /** Sends a command to a node and waits for its ack; retries a few times; false when it never succeeded. */
+  private async command(node: string, cmd: Message): Promise<boolean> {
+    const subject = this.subjects.node.cmd(node);
+    for (let attempt = 0; attempt < 5 && !this.stopping; attempt++) {
+      try {
+        const reply = await this.nc.request(subject, encodeMessage(cmd), { timeout: 3000 });
+        const ack = parseMessage(CommandAckSchema, reply.data, subject);
+        if (ack.ok && ack.value.ok) return true;
+        const reason = ack.ok ? (ack.value.ok ? "" : ack.value.error.message) : ack.message;
+        this.log.warn({ node, type: cmd.type, reason }, "command.refused");
+        if (ack.ok && !ack.value.ok && ack.value.error.code === "STALE_EPOCH") return false;
+      } catch (err) {
+        this.log.warn({ node, type: cmd.type, attempt, err: (err as Error).message }, "command.retry");
+      }
+      await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+    }
+    return false;
+  }
+
+  // ---- deadlines --------------------------------------------------------------------------------
+
+  private async tick(): Promise<void> {
+    const now = Date.now();
+    for (const [node, actor] of this.nodes) {
+      const snap = actor.getSnapshot();
+      const due = nodeNextDeadline(snap.value as NodeStateName, snap.context);
+      if (due !== undefined && due <= now) this.nodeEvent(node, { type: "TICK", now });
+    }
+    for (const host of this.jobs.values()) {
+      for (const [stepId, actor] of host.steps) {
+        const due = stepNextDeadline(actor.getSnapshot().context);
+        if (due !== undefined && due <= now) {
+          host.sendStep(stepId, { type: "TICK", now } satisfies StepEvent);
+          this.touched.add(host.id);
+        }
+      }
+    }
+    if (this.touched.size || this.effects.length || this.nodeEffects.length) await this.settle();
+  }
+}
+
+/** A step id as it travels on the wire (`0` as a number, `batch` as the literal). */
+function wireStep(step: string): number | "batch" {
+  return step === "batch" ? "batch" : Number(step);
+}
+
+function stepToken(step: string): number | "batch" {
+  return wireStep(step);
+}

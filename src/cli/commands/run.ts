@@ -1,0 +1,192 @@
+/**
+ * `muster run`: submit a step, stream its tasks' output, print the Task Exit Code Summary the moment
+ * the first task fails, the per-task lines at the end, and exit with srun's status rule.
+ */
+import { parseExitCode, runExitStatus } from "../../exit-status/index.js";
+import { MusterError } from "../../errors.js";
+import { IdSet } from "../../idset/index.js";
+import {
+  IoChunkSchema,
+  JobStateMessageSchema,
+  StepExitCodesMessageSchema,
+  parseMessage,
+  type IoChunk,
+  type JobView,
+  type StepExitCodesMessage,
+  type StepSummary,
+  type SubmitRequest,
+} from "../../protocol/index.js";
+import { parseTimeLimit, type OptionSpec, type ParsedArgs } from "../args.js";
+import type { Client } from "../client.js";
+import { errorLines, summaryLines } from "../render.js";
+
+/** Options of `muster run`. */
+export const RUN_OPTIONS: readonly OptionSpec[] = [
+  { name: "ntasks", short: "n", type: "int", arg: "N", help: "number of tasks (default 1)" },
+  { name: "nodes", short: "N", type: "int", arg: "NODES", help: "number of nodes to spread the tasks over" },
+  { name: "ntasks-per-node", type: "int", arg: "K", help: "tasks on each node" },
+  { name: "label", short: "l", type: "boolean", help: "prefix each output line with its task rank (RANK: )" },
+  { name: "kill-on-bad-exit", short: "K", type: "boolean", help: "kill the other tasks when one ends badly" },
+  { name: "wait", short: "W", type: "number", arg: "SEC", help: "after the first task ends, SIGKILL the rest after SEC seconds" },
+  { name: "time", short: "t", type: "string", arg: "LIMIT", help: "time limit (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS)" },
+  { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL (default 10)" },
+  { name: "job-name", short: "J", type: "string", arg: "NAME", help: "job name" },
+  { name: "verbose", short: "v", type: "boolean", help: "print the job id and placement on stderr" },
+];
+
+/** What `muster run` needs from its surroundings (so tests can drive it). */
+export interface RunIo {
+  readonly stdout: (s: string) => void;
+  readonly stderr: (s: string) => void;
+  /** Registers a handler for SIGINT/SIGTERM/SIGHUP; returns an unregister function. */
+  readonly onSignal?: (handler: (sig: NodeJS.Signals) => void) => () => void;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly cwd: string;
+}
+
+/** Builds the submit request from the parsed arguments. */
+export function buildSubmit(args: ParsedArgs, user: string, io: Pick<RunIo, "env" | "cwd">): SubmitRequest {
+  const o = args.options;
+  if (args.positionals.length === 0) throw new MusterError("USAGE", "run: no command given (muster run [options] -- CMD [ARGS...])");
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(io.env)) {
+    if (v !== undefined && /^[^=\0]+$/.test(k) && !v.includes("\0") && !k.startsWith("MUSTER_")) env[k] = v;
+  }
+  const ntasks = (o.ntasks as number | undefined) ?? 1;
+  if (ntasks < 1) throw new MusterError("USAGE", "run: option --ntasks must be at least 1");
+  for (const k of ["nodes", "ntasks-per-node"]) if (o[k] !== undefined && (o[k] as number) < 1) throw new MusterError("USAGE", `run: option --${k} must be at least 1`);
+  return {
+    type: "submit",
+    v: 1,
+    user,
+    name: o["job-name"] as string | undefined,
+    argv: [...args.positionals],
+    env,
+    cwd: io.cwd,
+    ntasks,
+    nodes: o.nodes as number | undefined,
+    ntasksPerNode: o["ntasks-per-node"] as number | undefined,
+    label: Boolean(o.label),
+    killOnBadExit: Boolean(o["kill-on-bad-exit"]),
+    waitSeconds: o.wait as number | undefined,
+    timeLimitSeconds: o.time === undefined ? undefined : parseTimeLimit(String(o.time)),
+    killWaitSeconds: o["kill-wait"] as number | undefined,
+  };
+}
+
+/** Runs the command; resolves with the exit status. */
+export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): Promise<number> {
+  const submit = buildSubmit(args, client.cfg.user, io);
+  const reply = (await client.request("submit", submit)) as { job: string; step: number; placement?: { node: string; ranks: string }[] };
+  const job = reply.job;
+  if (args.options.verbose) {
+    io.stderr(`muster: job ${job}: ${submit.ntasks} ${submit.ntasks === 1 ? "task" : "tasks"} on ${(reply.placement ?? []).map((p) => `${p.node}[${p.ranks}]`).join(",")}\n`);
+  }
+  const label = submit.label;
+  const partial = new Map<string, string>();
+  const eofs = new Set<string>();
+  const writeChunk = (c: IoChunk) => {
+    const out = c.stream === "stdout" ? io.stdout : io.stderr;
+    const key = `${c.rank}/${c.stream}`;
+    const text = c.encoding === "base64" ? Buffer.from(c.data, "base64").toString("utf8") : c.data;
+    if (!label) {
+      if (text) out(text);
+    } else {
+      const buf = (partial.get(key) ?? "") + text;
+      const lines = buf.split("\n");
+      const rest = lines.pop()!;
+      for (const l of lines) out(`${c.rank}: ${l}\n`);
+      partial.set(key, rest);
+      if (c.eof && rest) {
+        out(`${c.rank}: ${rest}\n`);
+        partial.set(key, "");
+      }
+    }
+    if (c.eof) eofs.add(key);
+  };
+  const ioFollow = await client.follow(client.subjects.streams.io.name, client.subjects.io.ofJob(job), (m) => {
+    const p = parseMessage(IoChunkSchema, m.data, m.subject);
+    if (p.ok) writeChunk(p.value);
+  });
+
+  let summary: StepSummary | undefined;
+  let firstFailureShown = false;
+  let resolveEnd!: () => void;
+  const ended = new Promise<void>((r) => (resolveEnd = r));
+  const stateFollow = await client.follow(client.subjects.streams.jobs.name, client.subjects.job.ofJob(job), (m) => {
+    if (m.subject.endsWith(".exitcodes")) {
+      const p = parseMessage(StepExitCodesMessageSchema, m.data, m.subject);
+      if (!p.ok) return;
+      const msg: StepExitCodesMessage = p.value;
+      if (msg.type === "step.first_failure" && !firstFailureShown) {
+        firstFailureShown = true;
+        for (const l of summaryLines(msg)) io.stderr(`muster: ${l}\n`);
+      } else if (msg.type === "step.summary") summary = msg;
+      return;
+    }
+    const p = parseMessage(JobStateMessageSchema, m.data, m.subject);
+    if (p.ok && p.value.step === undefined && ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"].includes(p.value.state)) {
+      resolveEnd();
+      return false;
+    }
+  });
+
+  let lastInt = 0;
+  const unregister = io.onSignal?.((sig) => {
+    const now = Date.now();
+    if (sig === "SIGINT" && now - lastInt > 1000) {
+      lastInt = now;
+      void statusLines(client, job).then(
+        (lines) => {
+          for (const l of lines) io.stderr(`muster: ${l}\n`);
+          io.stderr("muster: interrupt (one more within 1 sec to abort)\n");
+        },
+        (err: Error) => io.stderr(`muster: error: ${err.message}\n`),
+      );
+      return;
+    }
+    io.stderr(`muster: ${sig === "SIGINT" ? "aborting" : `${sig} received, cancelling`} job ${job}\n`);
+    void client.request("kill", { type: "kill", v: 1, job }).catch((err: Error) => io.stderr(`muster: error: ${err.message}\n`));
+  });
+
+  try {
+    await ended;
+    stateFollow.stop();
+    // Output of every task that ran ends with an eof chunk per stream; wait for them, briefly.
+    const s = summary;
+    const expected = s ? outputRanks(s) : [];
+    const deadline = Date.now() + 3000;
+    while (Date.now() < deadline && !expected.every((r) => eofs.has(`${r}/stdout`) && eofs.has(`${r}/stderr`))) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    ioFollow.stop();
+    if (!s) {
+      io.stderr(`muster: error: job ${job} ended without a step summary\n`);
+      return 1;
+    }
+    for (const l of errorLines(s)) io.stderr(`muster: error: ${l}\n`);
+    return runExitStatus(parseExitCode(s.exitCode), s.state, s.reason);
+  } finally {
+    unregister?.();
+  }
+}
+
+/** Ranks whose processes ran and so send output: every rank but launch failures and lost ones. */
+function outputRanks(s: StepSummary): number[] {
+  let ranks = IdSet.EMPTY;
+  for (const [key, ids] of Object.entries(s.groups)) {
+    if (key.startsWith("exited:") || key.startsWith("signaled:")) ranks = ranks.union(IdSet.parse(ids));
+  }
+  return [...ranks];
+}
+
+/** The current status of each task of the job's steps, for the first Ctrl-C. */
+async function statusLines(client: Client, job: string): Promise<string[]> {
+  const view = (await client.request("query", { type: "query", v: 1, what: "job", job })) as JobView;
+  const lines: string[] = [];
+  for (const s of view.steps) {
+    lines.push(`StepId=${view.jobId}.${s.stepId} ${s.state}`);
+    for (const [k, r] of Object.entries(s.groups)) lines.push(`  ${k}: ${r}`);
+  }
+  return lines;
+}

@@ -1,0 +1,51 @@
+/** How the CLI prints notifications, summaries and job views; every ExitCode text comes from the exit-status module. */
+import { renderExitSummary, taskErrorLines, type TaskGroups } from "../exit-status/index.js";
+import type { JobView, StepExitCodesMessage } from "../protocol/index.js";
+
+/** The Task Exit Code Summary of a first-failure notification or final summary, as stderr lines. */
+export function summaryLines(msg: StepExitCodesMessage): string[] {
+  const picture: TaskGroups = { groups: msg.groups, nodes: msg.nodes, killedByRuntime: msg.killedByRuntime };
+  return renderExitSummary({
+    stepId: `${msg.job}.${msg.step}`,
+    picture,
+    trigger: msg.trigger,
+    final: msg.type === "step.summary" ? { state: msg.state, reason: msg.reason, exitCode: msg.exitCode } : undefined,
+  });
+}
+
+/** The per-task error lines of a final summary (`node-2: tasks 4-7: Exited with exit code 1`). */
+export function errorLines(msg: StepExitCodesMessage, launchErrors?: ReadonlyMap<number, string>): string[] {
+  return taskErrorLines({ groups: msg.groups, nodes: msg.nodes, killedByRuntime: msg.killedByRuntime }, launchErrors);
+}
+
+function time(ms: number | undefined): string {
+  return ms === undefined ? "Unknown" : new Date(ms).toISOString().replace(/\.\d+Z$/, "");
+}
+
+/** `muster show job` text, in scontrol's key=value style, then one block per step and a task table. */
+export function renderJob(view: JobView): string {
+  const lines = [
+    `JobId=${view.jobId} JobName=${view.name} UserId=${view.user} Kind=${view.kind}`,
+    `   JobState=${view.state} Reason=${view.reason} ExitCode=${view.exitCode} DerivedExitCode=${view.derivedExitCode}` +
+      (view.failedNodes.length ? ` FailedNode=${view.failedNodes.join(",")}` : ""),
+    `   SubmitTime=${time(view.submittedAt)} StartTime=${time(view.startedAt)} EndTime=${time(view.endedAt)}`,
+  ];
+  for (const s of view.steps) {
+    lines.push(
+      `StepId=${view.jobId}.${s.stepId} State=${s.state} Reason=${s.reason} ExitCode=${s.exitCode} NumTasks=${s.ntasks}` +
+        (s.failedNodes.length ? ` FailedNode=${s.failedNodes.join(",")}` : ""),
+    );
+    lines.push(`   Nodes=${Object.entries(s.nodes).map(([n, r]) => `${n}[${r}]`).join(",")}`);
+    if (s.firstFailure) lines.push(`   FirstFailure=task ${s.firstFailure.rank} on ${s.firstFailure.node}`);
+    if (s.tasks.length) {
+      const rows = s.tasks.map((t) => [String(t.rank), t.node, t.state, t.exitCode ?? "-", t.pid === undefined ? "-" : String(t.pid), t.killedByRuntime ? "yes" : "no"]);
+      const head = ["RANK", "NODE", "STATE", "EXITCODE", "PID", "STOPPED_BY_MUSTER"];
+      const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+      const fmt = (r: string[]) => "   " + r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+      lines.push(fmt(head), ...rows.map(fmt));
+    } else if (s.tasksOmitted) {
+      for (const [k, r] of Object.entries(s.groups)) lines.push(`   ${k}: ${r}`);
+    }
+  }
+  return lines.join("\n");
+}
