@@ -4,7 +4,7 @@
  */
 export const LAUNCHER_SOURCE: string = [
   "# muster task launcher: runs one task and reports its raw wait status (core-dump flag included),",
-  "# which Node's child_process cannot. The agent runs this text with `perl -e` (launcher.ts embeds",
+  "# which Node's child_process cannot. The agent runs this text with `perl -e` (launcher-source.ts embeds",
   "# it; a test keeps the two identical). Usage: perl -e SRC -- CWD ARGV0 [ARG...]",
   "# fd 0: control from the agent (\"go\" or \"sock\"); fd 2: the launcher's own diagnostics;",
   "# fd 3: status lines to the agent, in this order:",

@@ -1,0 +1,571 @@
+/**
+ * The agent: the service on each node that runs tasks as real processes. It announces itself
+ * (`hello`, heartbeats), takes `cmd.launch` / `cmd.signal` on its node's command subject,
+ * reports `task.started` / `task.ended` through an ordered outbox that never loses an event,
+ * forwards the tasks' output, and shuts down gracefully (`draining` … `bye`).
+ */
+import { randomUUID } from "node:crypto";
+import { createWriteStream, existsSync, readFileSync, writeFileSync, type WriteStream } from "node:fs";
+import { mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
+import { availableParallelism, hostname, tmpdir } from "node:os";
+import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { Config } from "../../src/config.js";
+import { MusterError } from "../../src/errors.js";
+import { parseIdSet } from "../../src/idset/index.js";
+import type { Logger } from "../../src/logger.js";
+import { connectNats } from "../../src/nats/connect.js";
+import type {
+  Bye,
+  ByeReason,
+  CommandAck,
+  Draining,
+  ErrorCode,
+  Heartbeat,
+  Hello,
+  LaunchCommand,
+  SignalCommand,
+  StepId,
+  Subjects,
+  TaskEnded,
+  TaskStarted,
+} from "../../src/protocol/index.js";
+import { NodeCommandSchema, PROTOCOL_VERSION, createDlqRecord, createSubjects, encodeMessage, parseMessage } from "../../src/protocol/index.js";
+import { Outbox } from "./outbox.js";
+import { TaskOutput } from "./task-output.js";
+import { PERL_PATH, checkPerl, startTaskProcess, type TaskExit, type TaskProcess } from "./task-process.js";
+
+/** What createAgent needs. */
+export interface AgentOptions {
+  readonly config: Config;
+  /** This node's name, a subject token. */
+  readonly node: string;
+  /** Task slots offered in `hello` (default: os.availableParallelism()). */
+  readonly slots?: number;
+  readonly logger: Logger;
+  /** Directory prepended to every task's PATH so `muster` is found (default: the package's `bin/`). */
+  readonly musterBinDir?: string;
+  /** The environment tasks inherit under the command's `env` (default: process.env). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** The launcher's interpreter (default /usr/bin/perl). */
+  readonly perlPath?: string;
+}
+
+/** A running agent. */
+export interface Agent {
+  readonly node: string;
+  /** This incarnation's id, fresh for every agent. */
+  readonly epoch: string;
+  /** Connects, subscribes to commands, says hello and starts heartbeats. */
+  start(): Promise<void>;
+  /**
+   * `shutdown`: says draining, stops every task (SIGCONT+SIGTERM, SIGKILL after KillWait), waits for
+   * their `task.ended` to be acknowledged, says bye and closes. `fatal`: kills the tasks and says bye
+   * at once, bounded by 5 s. Idempotent; a fatal call during a graceful shutdown escalates it.
+   */
+  shutdown(reason?: ByeReason, detail?: string): Promise<void>;
+  /** Tasks whose process has not ended yet. */
+  running(): number;
+}
+
+/** The message id of a task event: JetStream stores a retried publish once. */
+export function taskEventMsgId(job: string, step: StepId, rank: number, epoch: string, kind: "started" | "ended"): string {
+  return `${job}.${step}.${rank}.${epoch}.${kind}`;
+}
+
+/** The DLQ source the agent files rejected commands under. */
+export const AGENT_DLQ_SOURCE = "agent";
+
+/** How long the fatal path and the final `bye` may take, ms. */
+const BYE_TIMEOUT_MS = 5_000;
+/** Ended tasks remembered so that a repeated launch is not started twice. */
+const MAX_REMEMBERED_TASKS = 100_000;
+const SIGKILL = 9;
+const SIGTERM = 15;
+const SIGCONT = 18;
+
+interface TaskRecord {
+  readonly key: string;
+  readonly job: string;
+  readonly step: StepId;
+  readonly rank: number;
+  proc: TaskProcess | undefined;
+  live: boolean;
+  /** Resolves once the task's `task.ended` was acknowledged (or the agent closed). */
+  finished: Promise<void>;
+}
+
+/** Builds an agent for one node; nothing happens until `start()`. */
+export function createAgent(opts: AgentOptions): Agent {
+  return new AgentService(opts);
+}
+
+class AgentService implements Agent {
+  readonly node: string;
+  readonly epoch: string;
+  private readonly config: Config;
+  private readonly subjects: Subjects;
+  private readonly log: Logger;
+  private readonly slots: number;
+  private readonly baseEnv: Readonly<Record<string, string | undefined>>;
+  private readonly perlPath: string;
+  private readonly tasks = new Map<string, TaskRecord>();
+  private readonly ioAbort = new AbortController();
+  private readonly events: Outbox;
+  private readonly dlq: Outbox;
+  private readonly packageRoot: string | undefined;
+  private binDirs: string[] = [];
+  private scratchDir: string | undefined;
+  private nc: NatsConnection | undefined;
+  private js: JetStreamClient | undefined;
+  private sub: Subscription | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private hbSeq = 0;
+  private connected = false;
+  private helloCount = 0;
+  private draining = false;
+  private closed = false;
+  private started = false;
+  private shuttingDown: Promise<void> | undefined;
+  private killTimer: NodeJS.Timeout | undefined;
+
+  constructor(opts: AgentOptions) {
+    this.config = opts.config;
+    this.subjects = createSubjects(opts.config.prefix);
+    this.node = opts.node;
+    this.subjects.node.cmd(opts.node); // validates the node name as a subject token
+    this.epoch = randomUUID().replaceAll("-", "");
+    this.log = opts.logger.child({ component: "agent", node: opts.node });
+    this.slots = opts.slots ?? availableParallelism();
+    if (!Number.isInteger(this.slots) || this.slots < 1) throw new MusterError("USAGE", `slots must be a positive integer, got ${String(opts.slots)}`);
+    this.baseEnv = opts.env ?? process.env;
+    this.perlPath = opts.perlPath ?? PERL_PATH;
+    this.packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
+    const musterBin = opts.musterBinDir ?? (this.packageRoot ? join(this.packageRoot, "bin") : undefined);
+    if (musterBin) this.binDirs = [resolve(musterBin)];
+    const retry = { logger: this.log, ackTimeoutMs: this.config.timeoutSeconds * 1000, isConnected: () => this.isConnected() };
+    this.events = new Outbox(retry);
+    this.dlq = new Outbox({ ...retry, maxItems: 1000 });
+  }
+
+  running(): number {
+    let n = 0;
+    for (const t of this.tasks.values()) if (t.live) n++;
+    return n;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) throw new MusterError("INTERNAL", "agent already started");
+    this.started = true;
+    checkPerl(this.perlPath);
+    this.scratchDir = await mkdtemp(join(tmpdir(), `muster-agent-${this.node}-`));
+    await this.prepareMusterShim();
+    this.nc = await this.connect();
+    this.connected = true;
+    if (this.closed) {
+      await this.nc.close();
+      return;
+    }
+    const js = jetstream(this.nc, { timeout: this.config.timeoutSeconds * 1000 });
+    this.js = js;
+    this.events.attach(js);
+    this.dlq.attach(js);
+    void this.watchStatus(this.nc);
+    this.sub = this.nc.subscribe(this.subjects.node.cmd(this.node), {
+      callback: (err, msg) => {
+        if (err) this.log.error({ err }, "cmd.subscription_error");
+        else this.onCommand(msg);
+      },
+    });
+    await this.nc.flush();
+    this.sayHello();
+    this.heartbeat = setInterval(() => this.beat(), this.config.heartbeatIntervalSeconds * 1000);
+    this.log.info({ epoch: this.epoch, slots: this.slots, prefix: this.subjects.prefix }, "agent.started");
+  }
+
+  shutdown(reason: ByeReason = "shutdown", detail?: string): Promise<void> {
+    if (reason === "fatal" && this.shuttingDown) this.killAll(SIGKILL);
+    this.shuttingDown ??= reason === "fatal" ? this.fatalShutdown(detail) : this.gracefulShutdown(detail);
+    return this.shuttingDown;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Connection and node messages
+
+  private async connect(): Promise<NatsConnection> {
+    let wait = 250;
+    for (;;) {
+      try {
+        return await connectNats(this.config, { name: `muster-agent-${this.node}` });
+      } catch (err) {
+        if (!(err instanceof MusterError) || err.code !== "UNAVAILABLE" || this.closed) throw err;
+        this.log.warn({ err: err.message }, "nats.unavailable");
+        await new Promise((r) => setTimeout(r, wait));
+        wait = Math.min(wait * 2, 5_000);
+      }
+    }
+  }
+
+  private isConnected(): boolean {
+    return this.connected && !!this.nc && !this.nc.isClosed();
+  }
+
+  private async watchStatus(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect") {
+        this.connected = false;
+        this.log.warn({ server: s.server }, "nats.disconnected");
+      } else if (s.type === "reconnect") {
+        this.connected = true;
+        this.log.info({ server: s.server }, "nats.reconnected");
+        if (!this.closed && !this.shuttingDown) this.sayHello();
+      }
+    }
+  }
+
+  private sayHello(): void {
+    const hello: Hello = {
+      type: "hello",
+      v: PROTOCOL_VERSION,
+      node: this.node,
+      epoch: this.epoch,
+      slots: this.slots,
+      pid: process.pid,
+      hostname: hostname().slice(0, 255) || "unknown",
+      version: packageVersion(this.packageRoot),
+      at: Date.now(),
+    };
+    void this.events.enqueue(this.subjects.node.hello(this.node), encodeMessage(hello), `${this.node}.${this.epoch}.hello.${this.helloCount++}`);
+  }
+
+  private beat(): void {
+    const nc = this.nc;
+    if (!nc || nc.isClosed()) return;
+    const hb: Heartbeat = { type: "heartbeat", v: PROTOCOL_VERSION, node: this.node, epoch: this.epoch, seq: this.hbSeq++, at: Date.now(), running: this.running() };
+    try {
+      nc.publish(this.subjects.node.hb(this.node), encodeMessage(hb));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "heartbeat.failed");
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Commands
+
+  private onCommand(msg: Msg): void {
+    try {
+      const parsed = parseMessage(NodeCommandSchema, msg.data, msg.subject);
+      if (!parsed.ok) {
+        this.reject(msg, parsed.code, parsed.message, true);
+        return;
+      }
+      const cmd = parsed.value;
+      if (cmd.node !== this.node) {
+        this.reject(msg, "FORBIDDEN", `${msg.subject}: node ${JSON.stringify(cmd.node)} is not this node (${this.node})`, true);
+        return;
+      }
+      if (cmd.epoch !== this.epoch) {
+        this.reject(msg, "STALE_EPOCH", `${msg.subject}: epoch ${cmd.epoch} is not the current epoch of ${this.node}`, false);
+        return;
+      }
+      if (cmd.type === "cmd.launch") this.onLaunch(msg, cmd);
+      else this.onSignal(msg, cmd);
+    } catch (err) {
+      this.log.error({ err, subject: msg.subject }, "cmd.failed");
+      this.ack(msg, { code: "INTERNAL", message: (err as Error).message ?? String(err) });
+    }
+  }
+
+  private ack(msg: Msg, error?: { code: ErrorCode; message: string }): void {
+    if (!msg.reply) return;
+    const ack: CommandAck = error
+      ? { type: "cmd.ack", v: PROTOCOL_VERSION, node: this.node, epoch: this.epoch, ok: false, error }
+      : { type: "cmd.ack", v: PROTOCOL_VERSION, node: this.node, epoch: this.epoch, ok: true };
+    try {
+      msg.respond(encodeMessage(ack));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, subject: msg.subject }, "cmd.ack_failed");
+    }
+  }
+
+  private reject(msg: Msg, code: ErrorCode, message: string, deadLetter: boolean): void {
+    this.log.warn({ subject: msg.subject, code, reason: message }, "cmd.rejected");
+    this.ack(msg, { code, message });
+    if (!deadLetter) return;
+    const record = createDlqRecord({ subject: msg.subject, reason: code, message, bytes: msg.data, receivedAt: Date.now() });
+    void this.dlq.enqueue(this.subjects.dlq.of(AGENT_DLQ_SOURCE), encodeMessage(record));
+  }
+
+  private onLaunch(msg: Msg, cmd: LaunchCommand): void {
+    if (this.draining || this.closed) {
+      this.reject(msg, "DRAINING", `${msg.subject}: node ${this.node} is shutting down and takes no new tasks`, false);
+      return;
+    }
+    for (const t of cmd.tasks) {
+      const key = `${cmd.job}.${cmd.step}.${t.rank}`;
+      if (this.tasks.has(key)) continue; // a repeated launch: already started in this epoch
+      this.launch(cmd, t.rank, t.localId, key);
+    }
+    this.ack(msg);
+  }
+
+  private onSignal(msg: Msg, cmd: SignalCommand): void {
+    let ranks: ((rank: number) => boolean) | undefined;
+    if (cmd.ranks !== undefined) {
+      try {
+        const set = parseIdSet(cmd.ranks);
+        ranks = (r) => set.has(r);
+      } catch (err) {
+        this.reject(msg, "BAD_SCHEMA", `${msg.subject}: ranks: ${(err as Error).message}`, true);
+        return;
+      }
+    }
+    let hit = 0;
+    for (const t of this.tasks.values()) {
+      if (t.job !== cmd.job || t.step !== cmd.step || !t.live || (ranks && !ranks(t.rank))) continue;
+      t.proc?.signal(cmd.signal);
+      hit++;
+    }
+    this.log.info({ job: cmd.job, step: cmd.step, ranks: cmd.ranks, signal: cmd.signal, tasks: hit }, "cmd.signal");
+    this.ack(msg);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Tasks
+
+  private taskEnv(cmd: LaunchCommand, rank: number, localId: number): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.baseEnv)) if (v !== undefined) env[k] = v;
+    Object.assign(env, cmd.env);
+    Object.assign(env, {
+      MUSTER_JOB_ID: cmd.job,
+      MUSTER_STEP_ID: String(cmd.step),
+      MUSTER_TASK_ID: String(rank),
+      MUSTER_LOCALID: String(localId),
+      MUSTER_NTASKS: String(cmd.ntasks),
+      MUSTER_NNODES: String(cmd.nnodes),
+      MUSTER_NODEID: String(cmd.nodeIndex),
+      MUSTER_NODE: this.node,
+    });
+    const path = env.PATH || "/usr/local/bin:/usr/bin:/bin";
+    env.PATH = [...this.binDirs, path].join(delimiter);
+    return env;
+  }
+
+  private launch(cmd: LaunchCommand, rank: number, localId: number, key: string): void {
+    const log = this.log.child({ job: cmd.job, step: cmd.step, task: rank });
+    const rec: TaskRecord = { key, job: cmd.job, step: cmd.step, rank, proc: undefined, live: true, finished: Promise.resolve() };
+    this.tasks.set(key, rec);
+    this.forgetOldTasks();
+    const evtSubject = this.subjects.evt.task(this.node, cmd.job, cmd.step, rank);
+    const base = { v: PROTOCOL_VERSION, job: cmd.job, step: cmd.step, rank, node: this.node, epoch: this.epoch } as const;
+
+    const prepared = this.prepareBatch(cmd, log);
+    const output = new TaskOutput({
+      js: this.js!,
+      subjects: this.subjects,
+      job: cmd.job,
+      step: cmd.step,
+      rank,
+      epoch: this.epoch,
+      logger: log,
+      signal: this.ioAbort.signal,
+      ackTimeoutMs: this.config.timeoutSeconds * 1000,
+      isConnected: () => this.isConnected(),
+      files: prepared.files,
+    });
+
+    let started: Promise<boolean> = Promise.resolve(true);
+    const proc = prepared.error
+      ? undefined
+      : startTaskProcess({
+          argv: prepared.argv,
+          cwd: cmd.cwd,
+          env: this.taskEnv(cmd, rank, localId),
+          perlPath: this.perlPath,
+          onStarted: (pid) => {
+            const evt: TaskStarted = { type: "task.started", ...base, pid, at: Date.now() };
+            log.info({ pid }, "task.started");
+            started = this.events.enqueue(evtSubject, encodeMessage(evt), taskEventMsgId(cmd.job, cmd.step, rank, this.epoch, "started"));
+          },
+          onOutput: (stream, data) => output.write(stream, data),
+          onDiagnostic: (text) => log.warn({ text }, "launcher.diagnostic"),
+        });
+    rec.proc = proc;
+    const exit: Promise<TaskExit> = proc
+      ? proc.done
+      : Promise.resolve({ outcome: { kind: "launch_failed", code: 126, error: prepared.error! } });
+
+    rec.finished = (async () => {
+      const { outcome, pid } = await exit;
+      rec.live = false;
+      await prepared.cleanup();
+      await output.end();
+      const evt: TaskEnded = { type: "task.ended", ...base, outcome, ...(pid === undefined ? {} : { pid }), at: Date.now() };
+      log.info({ pid, outcome }, "task.ended");
+      const acked = this.events.enqueue(evtSubject, encodeMessage(evt), taskEventMsgId(cmd.job, cmd.step, rank, this.epoch, "ended"));
+      rec.proc = undefined;
+      await Promise.all([started, acked]);
+    })().catch((err: unknown) => {
+      rec.live = false;
+      log.error({ err }, "task.failed");
+    });
+  }
+
+  // A batch step runs the script text captured at submit time, and may write its output to files.
+  private prepareBatch(
+    cmd: LaunchCommand,
+    log: Logger,
+  ): { argv: string[]; files?: Partial<Record<"stdout" | "stderr", WriteStream>>; error?: string; cleanup: () => Promise<void> } {
+    const argv = [...cmd.argv];
+    const batch = cmd.batch;
+    let cleanup = async (): Promise<void> => {};
+    if (!batch) return { argv, cleanup };
+    let files: Partial<Record<"stdout" | "stderr", WriteStream>> | undefined;
+    try {
+      if (batch.content !== undefined) {
+        const path = join(this.scratchDir!, `batch-${cmd.job}-${randomUUID().slice(0, 8)}`);
+        // Written synchronously so that the launch (and its ack) follows in order; 0700: the task executes it.
+        writeFileSync(path, batch.content, { mode: 0o700 });
+        argv[0] = path;
+        cleanup = async () => {
+          await rm(path, { force: true });
+        };
+      }
+      const at = (p: string): string => (isAbsolute(p) ? p : join(cmd.cwd, p));
+      if (batch.output !== undefined) {
+        const out = createWriteStream(at(batch.output), { flags: "a" });
+        files = { stdout: out, stderr: out };
+        out.on("error", (err) => log.warn({ err: err.message, file: batch.output }, "io.file_failed"));
+      }
+      if (batch.error !== undefined) {
+        const errFile = createWriteStream(at(batch.error), { flags: "a" });
+        errFile.on("error", (err) => log.warn({ err: err.message, file: batch.error }, "io.file_failed"));
+        files = { ...files, stderr: errFile };
+      }
+      return files ? { argv, files, cleanup } : { argv, cleanup };
+    } catch (err) {
+      return { argv, error: `${batch.script}: ${(err as Error).message}`, cleanup };
+    }
+  }
+
+  private forgetOldTasks(): void {
+    if (this.tasks.size <= MAX_REMEMBERED_TASKS) return;
+    for (const [key, t] of this.tasks) {
+      if (this.tasks.size <= MAX_REMEMBERED_TASKS) break;
+      if (!t.live) this.tasks.delete(key);
+    }
+  }
+
+  private killAll(signal: number): void {
+    for (const t of this.tasks.values()) if (t.live) t.proc?.signal(signal);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Shutdown
+
+  private async gracefulShutdown(detail: string | undefined): Promise<void> {
+    this.draining = true;
+    this.log.info({ running: this.running() }, "agent.draining");
+    if (this.nc) {
+      const draining: Draining = { type: "draining", v: PROTOCOL_VERSION, node: this.node, epoch: this.epoch, at: Date.now() };
+      void this.events.enqueue(this.subjects.node.draining(this.node), encodeMessage(draining), `${this.node}.${this.epoch}.draining`);
+    }
+    this.killAll(SIGCONT);
+    this.killAll(SIGTERM);
+    const killWaitMs = this.config.killWaitSeconds * 1000;
+    this.killTimer = setTimeout(() => {
+      if (this.running() > 0) this.log.warn({ running: this.running() }, "agent.kill_wait_expired");
+      this.killAll(SIGKILL);
+    }, killWaitMs);
+    const settled = Promise.all([...this.tasks.values()].map((t) => t.finished)).then(() => this.events.idle());
+    const inTime = await within(settled, killWaitMs + 5_000);
+    clearTimeout(this.killTimer);
+    if (!inTime) {
+      this.killAll(SIGKILL);
+      this.log.warn({ pending: this.events.size, running: this.running() }, "agent.drain_incomplete");
+    }
+    await this.sayBye("shutdown", detail);
+  }
+
+  private async fatalShutdown(detail: string | undefined): Promise<void> {
+    this.draining = true;
+    // Nobody will report on the tasks any more: do not leave them running unobserved.
+    this.killAll(SIGKILL);
+    await this.sayBye("fatal", detail);
+  }
+
+  private async sayBye(reason: ByeReason, detail: string | undefined): Promise<void> {
+    clearInterval(this.heartbeat);
+    if (this.nc && !this.nc.isClosed()) {
+      const bye: Bye = {
+        type: "bye",
+        v: PROTOCOL_VERSION,
+        node: this.node,
+        epoch: this.epoch,
+        reason,
+        ...(detail === undefined ? {} : { detail: detail.slice(0, 1024) }),
+        at: Date.now(),
+      };
+      const acked = await within(this.events.enqueue(this.subjects.node.bye(this.node), encodeMessage(bye), `${this.node}.${this.epoch}.bye`), BYE_TIMEOUT_MS);
+      if (!acked) this.log.warn({ pending: this.events.size }, "agent.bye_unconfirmed");
+    }
+    this.closed = true;
+    this.events.close();
+    this.dlq.close();
+    this.ioAbort.abort();
+    this.sub?.unsubscribe();
+    try {
+      await this.nc?.close();
+    } catch {
+      // already closed
+    }
+    if (this.scratchDir) await rm(this.scratchDir, { recursive: true, force: true });
+    this.log.info({ reason }, "agent.bye");
+  }
+
+  // `muster` must resolve on the tasks' PATH; a source checkout ships only bin/muster.js, so link it.
+  private async prepareMusterShim(): Promise<void> {
+    const dir = this.binDirs[0];
+    if (!dir || existsSync(join(dir, "muster")) || !existsSync(join(dir, "muster.js")) || !this.scratchDir) return;
+    const shim = join(this.scratchDir, "bin");
+    try {
+      await mkdir(shim);
+      await symlink(join(dir, "muster.js"), join(shim, "muster"));
+      this.binDirs = [shim, dir];
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "agent.muster_shim_failed");
+    }
+  }
+}
+
+/** Resolves true when `p` settles within `ms`, false otherwise. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const result = await Promise.race([p.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
+  clearTimeout(timer);
+  return result;
+}
+
+/** The muster package root (has package.json and bin/), found upwards from this file in src or dist. */
+export function findPackageRoot(from: string): string | undefined {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json")) && existsSync(join(dir, "bin"))) return dir;
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+let cachedVersion: string | undefined;
+
+function packageVersion(root: string | undefined): string {
+  if (cachedVersion) return cachedVersion;
+  try {
+    const pkg = JSON.parse(readFileSync(join(root ?? ".", "package.json"), "utf8")) as { version?: unknown };
+    cachedVersion = typeof pkg.version === "string" && pkg.version.length > 0 ? pkg.version.slice(0, 64) : "0.0.0";
+  } catch {
+    cachedVersion = "0.0.0";
+  }
+  return cachedVersion;
+}
