@@ -7,7 +7,7 @@ import importX from "eslint-plugin-import-x";
 const nodeBuiltins = ["node:*", "fs", "path", "os", "child_process", "net", "http", "events", "process", "util"];
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "coverage/**", ".muster/**", "docs/**", "bin/**"] },
+  { ignores: ["dist/**", "node_modules/**", "coverage/**", ".muster/**", "docs/**", "bin/**", "tmp/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

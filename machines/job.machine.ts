@@ -52,11 +52,11 @@ export interface JobContext {
 export type JobEvent =
   | { readonly type: "STEP_STARTED"; readonly step: string; readonly at: number }
   | { readonly type: "STEP_ENDED"; readonly step: string; readonly end: StepEnd }
-  | { readonly type: "CANCEL"; readonly by: string; readonly at: number };
+  | { readonly type: "CANCEL"; readonly by: string; readonly at: number; readonly killWaitMs?: number };
 
 /** Effects the job asks for. */
 export type JobEffect =
-  | { readonly type: "cancelSteps"; readonly params: { readonly steps: readonly string[]; readonly by: string; readonly at: number } }
+  | { readonly type: "cancelSteps"; readonly params: { readonly steps: readonly string[]; readonly by: string; readonly at: number; readonly killWaitMs?: number } }
   | { readonly type: "jobEnded"; readonly params: { readonly job: string; readonly end: JobEnd } };
 
 /** The step id of a batch job's script. */
@@ -133,7 +133,7 @@ export function applyJobEvent(ctx: JobContext, event: JobEvent): { context: JobC
       }
       const live = liveSteps(ctx);
       // A second cancel is forwarded too: each step escalates to SIGKILL at once.
-      if (live.length || first) effects.push({ type: "cancelSteps", params: { steps: live, by: event.by, at: event.at } });
+      if (live.length || first) effects.push({ type: "cancelSteps", params: { steps: live, by: event.by, at: event.at, killWaitMs: event.killWaitMs } });
       break;
     }
   }
@@ -151,7 +151,7 @@ export const jobMachine = setup({
       if (next.context !== context) enqueue.assign(() => next.context);
       for (const effect of next.effects) enqueue(effect as never);
     }),
-    cancelSteps: (_args, _params: { steps: readonly string[]; by: string; at: number }) => noop(),
+    cancelSteps: (_args, _params: { steps: readonly string[]; by: string; at: number; killWaitMs?: number }) => noop(),
     jobEnded: (_args, _params: { job: string; end: JobEnd }) => noop(),
   },
   guards: {

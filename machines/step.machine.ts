@@ -116,7 +116,7 @@ export interface RankedTaskEvent {
 export type StepEvent =
   | { readonly type: "LAUNCH"; readonly placement: readonly Placement[]; readonly at: number }
   | { readonly type: "TASKS"; readonly events: readonly RankedTaskEvent[] }
-  | { readonly type: "CANCEL"; readonly by: string; readonly at: number }
+  | { readonly type: "CANCEL"; readonly by: string; readonly at: number; readonly killWaitMs?: number }
   | { readonly type: "SIGNAL"; readonly signal: number; readonly at: number }
   | { readonly type: "NODE_LOST"; readonly node: string; readonly epoch: string; readonly at: number }
   | { readonly type: "TICK"; readonly now: number };
@@ -298,7 +298,7 @@ export function applyStepEvent(context: StepContext, event: StepEvent): StepStep
     }
     case "CANCEL": {
       ctx = { ...ctx, cancelled: true, cancelledBy: ctx.cancelledBy ?? event.by };
-      if (!ctx.kill || ctx.kill.reason !== "cancel") ctx = startKill(ctx, effects, "cancel", event.at, SIGTERM);
+      if (!ctx.kill || ctx.kill.reason !== "cancel") ctx = startKill(ctx, effects, "cancel", event.at, SIGTERM, event.killWaitMs);
       else ctx = escalate(ctx, effects, event.at);
       break;
     }
@@ -356,7 +356,7 @@ function liveTargets(ctx: StepContext): SignalTarget[] {
   return [...byNode.values()].map((e) => ({ node: e.node, epoch: e.epoch, ranks: IdSet.fromSorted(e.ranks).toString() }));
 }
 
-function startKill(ctx: StepContext, effects: StepEffect[], reason: string, at: number, signal: number): StepContext {
+function startKill(ctx: StepContext, effects: StepEffect[], reason: string, at: number, signal: number, killWaitMs = ctx.policies.killWaitMs): StepContext {
   const w = new TaskTableWriter(ctx.tasks);
   const counts = { ...ctx.counts };
   const targets = liveTargets(ctx);
@@ -372,8 +372,8 @@ function startKill(ctx: StepContext, effects: StepEffect[], reason: string, at: 
     kill: {
       reason,
       requestedAt: at,
-      escalateAt: escalated ? undefined : at + ctx.policies.killWaitMs,
-      unconfirmedAt: at + (escalated ? 0 : ctx.policies.killWaitMs) + ctx.policies.nodeTimeoutMs,
+      escalateAt: escalated ? undefined : at + killWaitMs,
+      unconfirmedAt: at + (escalated ? 0 : killWaitMs) + ctx.policies.nodeTimeoutMs,
     },
   };
 }

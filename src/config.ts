@@ -21,6 +21,12 @@ export const ConfigSchema = z.object({
   natsCert: z.string().min(1).optional(),
   natsKey: z.string().min(1).optional(),
   natsCa: z.string().min(1).optional(),
+  /** System-account credentials for the supervisor's fast node-loss path (MUSTER_SYS_USER, MUSTER_SYS_PASSWORD, MUSTER_SYS_CREDS). */
+  sysUser: z.string().min(1).optional(),
+  sysPassword: z.string().optional(),
+  sysCreds: z.string().min(1).optional(),
+  /** After a disconnect advisory, seconds a node has to come back before it is lost (MUSTER_DISCONNECT_GRACE). */
+  disconnectGraceSeconds: z.coerce.number().min(0).default(0.5),
   /** Seconds to wait for a connection or a reply (NATS_TIMEOUT, --timeout). */
   timeoutSeconds: seconds(5),
   /** Subject prefix, so two installations can share one NATS (MUSTER_PREFIX). */
@@ -56,6 +62,10 @@ const ENV: Record<keyof Config, string> = {
   natsCert: "NATS_CERT",
   natsKey: "NATS_KEY",
   natsCa: "NATS_CA",
+  sysUser: "MUSTER_SYS_USER",
+  sysPassword: "MUSTER_SYS_PASSWORD",
+  sysCreds: "MUSTER_SYS_CREDS",
+  disconnectGraceSeconds: "MUSTER_DISCONNECT_GRACE",
   timeoutSeconds: "NATS_TIMEOUT",
   prefix: "MUSTER_PREFIX",
   user: "MUSTER_USER",

@@ -17,7 +17,7 @@ import { MusterError, toFailure } from "../../src/errors.js";
 import { formatExitCode, outcomeExitCode, type RunState } from "../../src/exit-status/index.js";
 import { IdSet } from "../../src/idset/index.js";
 import type { Logger } from "../../src/logger.js";
-import { connectNats } from "../../src/nats/connect.js";
+import { connectNats, systemAccountConfig } from "../../src/nats/connect.js";
 import { ensureStreams, openSnapshotBucket } from "../../src/nats/streams.js";
 import {
   ByeSchema,
@@ -81,6 +81,7 @@ class SupervisorService implements Supervisor {
   private readonly log: Logger;
   private readonly subjects: Subjects;
   private nc!: NatsConnection;
+  private sys: NatsConnection | undefined;
   private js!: JetStreamClient;
   private store!: JobStore;
   private readonly jobs = new Map<string, JobHost>();
@@ -112,6 +113,7 @@ class SupervisorService implements Supervisor {
     await this.restoreNodes();
     this.subscribeControl();
     this.subscribeNodes();
+    await this.subscribeAdvisories();
     this.consumerLoop = this.consumeEvents(jsm);
     this.ticker = setInterval(() => void this.serial(() => this.tick()), this.opts.tickMs ?? 100);
     this.log.info({ prefix: this.cfg.prefix, nats: this.cfg.natsUrl, jobs: this.jobs.size }, "supervisor.started");
@@ -126,6 +128,7 @@ class SupervisorService implements Supervisor {
     await this.queue.catch(() => undefined);
     await this.consumerLoop?.catch(() => undefined);
     await this.nc.drain().catch(() => undefined);
+    await this.sys?.close().catch(() => undefined);
     for (const j of this.jobs.values()) j.stop();
     for (const n of this.nodes.values()) n.stop();
     this.log.info("supervisor.stopped");
@@ -323,10 +326,10 @@ class SupervisorService implements Supervisor {
     const now = Date.now();
     if (req.signal !== undefined) {
       for (const s of steps) host.sendStep(s, { type: "SIGNAL", signal: req.signal, at: now });
-    } else if (req.step === undefined) {
-      host.sendJob({ type: "CANCEL", by: user, at: now });
     } else {
-      for (const s of steps) host.sendStep(s, { type: "CANCEL", by: user, at: now });
+      const killWaitMs = req.killWaitSeconds === undefined ? undefined : req.killWaitSeconds * 1000;
+      if (req.step === undefined) host.sendJob({ type: "CANCEL", by: user, at: now, killWaitMs });
+      else for (const s of steps) host.sendStep(s, { type: "CANCEL", by: user, at: now, killWaitMs });
     }
     this.touched.add(host.id);
     await this.settle();
@@ -457,6 +460,37 @@ class SupervisorService implements Supervisor {
     }
   }
 
+  /**
+   * The fast path of node-loss detection: with system-account credentials, NATS's DISCONNECT
+   * advisory for an agent's connection makes its node suspect at once, and lost unless it says
+   * hello again within the disconnect grace. Heartbeats stay the truth without it.
+   */
+  private async subscribeAdvisories(): Promise<void> {
+    const sysCfg = systemAccountConfig(this.cfg);
+    if (!sysCfg) return;
+    this.sys = await connectNats(sysCfg, { name: "muster-supervisor-sys" });
+    const sub = this.sys.subscribe("$SYS.ACCOUNT.*.DISCONNECT");
+    this.subs.push(sub);
+    this.log.info("supervisor.advisories");
+    void (async () => {
+      for await (const m of sub) {
+        let name: unknown;
+        try {
+          name = (JSON.parse(new TextDecoder().decode(m.data)) as { client?: { name?: unknown } }).client?.name;
+        } catch {
+          continue;
+        }
+        const node = typeof name === "string" ? /^muster-agent-([A-Za-z0-9_-]+)$/.exec(name)?.[1] : undefined;
+        if (!node || !this.nodes.has(node)) continue;
+        const at = Date.now();
+        void this.serial(async () => {
+          this.nodeEvent(node, { type: "DISCONNECTED", at });
+          await this.settle();
+        });
+      }
+    })();
+  }
+
   private onNodeMessage(m: Msg, schema: typeof HelloSchema | typeof HeartbeatSchema | typeof DrainingSchema | typeof ByeSchema): void {
     const parsed = parseMessage(schema, m.data, m.subject);
     const subj = this.subjects.parse(m.subject);
@@ -500,7 +534,7 @@ class SupervisorService implements Supervisor {
           timings: {
             heartbeatIntervalMs: this.cfg.heartbeatIntervalSeconds * 1000,
             nodeTimeoutMs: this.cfg.nodeTimeoutSeconds * 1000,
-            disconnectGraceMs: Math.min(3000, this.cfg.nodeTimeoutSeconds * 1000),
+            disconnectGraceMs: this.cfg.disconnectGraceSeconds * 1000,
           },
         },
       });
@@ -649,7 +683,7 @@ class SupervisorService implements Supervisor {
       const eff = e.effect;
       if (eff.type === "cancelSteps") {
         const steps = eff.params.steps.length ? eff.params.steps : [...host.steps.keys()];
-        for (const s of steps) host.sendStep(s, { type: "CANCEL", by: eff.params.by, at: eff.params.at });
+        for (const s of steps) host.sendStep(s, { type: "CANCEL", by: eff.params.by, at: eff.params.at, killWaitMs: eff.params.killWaitMs });
       } else {
         this.log.info({ job: e.job, ...eff.params.end }, "job.ended");
       }

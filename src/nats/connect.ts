@@ -45,6 +45,12 @@ export function natsOptions(cfg: Config, opts: ConnectOptions): ConnectionOption
   return o;
 }
 
+/** The settings of the system-account connection (same servers and TLS, the system user's credentials), or undefined when none are configured. */
+export function systemAccountConfig(cfg: Config): Config | undefined {
+  if (!cfg.sysUser && !cfg.sysCreds) return undefined;
+  return { ...cfg, natsUser: cfg.sysUser, natsPassword: cfg.sysPassword, natsCreds: cfg.sysCreds, natsToken: undefined };
+}
+
 /** Connects, turning a failure into a MusterError UNAVAILABLE that names the server. */
 export async function connectNats(cfg: Config, opts: ConnectOptions): Promise<NatsConnection> {
   try {
