@@ -104,7 +104,7 @@ export function createAgent(opts: AgentOptions): Agent {
 
 class AgentService implements Agent {
   readonly node: string;
-  readonly epoch: string;
+  epoch: string;
   private readonly config: Config;
   private readonly subjects: Subjects;
   private readonly log: Logger;
@@ -123,6 +123,7 @@ class AgentService implements Agent {
   private sub: Subscription | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private hbSeq = 0;
+  private lastBeatAt: number | undefined;
   private connected = false;
   private helloCount = 0;
   private draining = false;
@@ -243,6 +244,13 @@ class AgentService implements Agent {
   private beat(): void {
     const nc = this.nc;
     if (!nc || nc.isClosed()) return;
+    const now = Date.now();
+    const gap = this.lastBeatAt === undefined ? 0 : now - this.lastBeatAt;
+    this.lastBeatAt = now;
+    if (gap > this.config.nodeTimeoutSeconds * 1000 && !this.draining) {
+      this.reincarnate(gap);
+      return;
+    }
     const hb: Heartbeat = { type: "heartbeat", v: PROTOCOL_VERSION, node: this.node, epoch: this.epoch, seq: this.hbSeq++, at: Date.now(), running: this.running() };
     try {
       nc.publish(this.subjects.node.hb(this.node), encodeMessage(hb));
@@ -457,6 +465,20 @@ class AgentService implements Agent {
       if (this.tasks.size <= MAX_REMEMBERED_TASKS) break;
       if (!t.live) this.tasks.delete(key);
     }
+  }
+
+  /**
+   * Fencing from this side: silent for longer than nodeTimeout (frozen, suspended, starved), this
+   * incarnation has been declared lost and its tasks finalised as node_lost. It kills those tasks
+   * (their late events carry the old epoch and are dropped by the supervisor) and says hello as a
+   * new incarnation.
+   */
+  private reincarnate(silentMs: number): void {
+    const old = this.epoch;
+    this.epoch = randomUUID().replaceAll("-", "");
+    this.log.warn({ oldEpoch: old, epoch: this.epoch, silentMs, killed: this.running() }, "agent.reincarnated");
+    this.killAll(9);
+    this.sayHello();
   }
 
   private killAll(signal: number): void {
