@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, openSync } from "node:fs";
 import { createConnection } from "node:net";
+import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Config } from "../src/config.js";
@@ -95,6 +96,9 @@ async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs: nu
   throw new MusterError("TIMEOUT", `${what} did not come up within ${timeoutMs / 1000}s`);
 }
 
+/** Tasks of the `up --demo` job. */
+const DEMO_TASKS = 8;
+
 /** `muster up`: the local cluster. */
 async function up(config: Config, env: Readonly<Record<string, string | undefined>>, agents: number, slots: number | undefined, demo: boolean): Promise<number> {
   const dir = resolve(".muster");
@@ -115,7 +119,14 @@ async function up(config: Config, env: Readonly<Record<string, string | undefine
     const proc = spawn(bin, ["-a", host, "-p", port, "-js", "-sd", join(dir, "nats")], { stdio: ["ignore", out, out] });
     children.push({ name: "nats-server", proc });
     startedNats = true;
-    await waitFor("nats-server", () => reachable(natsUrl, 300), 15_000);
+    try {
+      await waitFor("nats-server", () => reachable(natsUrl, 300), 15_000);
+    } catch (e) {
+      // Nothing else is running yet: do not leave this server behind.
+      proc.kill("SIGKILL");
+      throw e;
+    }
+    say(`started nats-server (pid ${proc.pid}) at ${natsUrl}, store ${join(dir, "nats")}`);
   }
   const childEnv = { ...env, NATS_URL: natsUrl, MUSTER_PREFIX: config.prefix };
   const start = (name: string, args: string[]) => {
@@ -124,6 +135,8 @@ async function up(config: Config, env: Readonly<Record<string, string | undefine
     children.push({ name, proc });
   };
   start("supervisor", ["supervisor"]);
+  // The demo runs 8 tasks at once; a step never takes more tasks than the nodes have slots.
+  if (demo && slots === undefined) slots = Math.max(availableParallelism(), Math.ceil(DEMO_TASKS / agents));
   for (let i = 1; i <= agents; i++) start(`node-${i}`, ["agent", "--node", `node-${i}`, ...(slots ? ["--slots", String(slots)] : [])]);
 
   let stopping: Promise<void> | undefined;
@@ -174,7 +187,7 @@ async function up(config: Config, env: Readonly<Record<string, string | undefine
   if (demo) {
     say("demo: muster run -n 8 -l -- sh -c '...': rank 5 exits 3 after 1 s, the others run for 3 s");
     const script = 'if [ "$MUSTER_TASK_ID" = 5 ]; then sleep 1; echo "rank 5 failing on $MUSTER_NODE" >&2; exit 3; fi; echo "rank $MUSTER_TASK_ID on $MUSTER_NODE"; sleep 3; echo "rank $MUSTER_TASK_ID done"';
-    const status = await clientMain(["run", "-n", "8", "-l", "-v", "--", "sh", "-c", script], childEnv);
+    const status = await clientMain(["run", "-n", String(DEMO_TASKS), "-l", "-v", "--", "sh", "-c", script], childEnv);
     say(`demo: muster run exited ${status} (expected 3: rank 5 exited with code 3 while the others were still running)`);
     await stopAll();
     return status === 3 ? 0 : 1;

@@ -109,9 +109,18 @@ export async function runAgent(input: readonly string[] | RunAgentOptions = {}):
   process.on("SIGINT", onSignal);
   process.on("uncaughtException", onFatal);
   process.on("unhandledRejection", onFatal);
+  // Test-only fault injection: MUSTER_AGENT_CRASH_AFTER_MS=N throws an uncaught exception N ms after
+  // the agent started, to exercise the fatal path (docs/agent.md, "Shutdown").
+  const crashAfterMs = Number(env.MUSTER_AGENT_CRASH_AFTER_MS);
+  let crash: NodeJS.Timeout | undefined;
   try {
     await agent.start();
     opts.onStarted?.(agent);
+    if (env.MUSTER_AGENT_CRASH_AFTER_MS && Number.isFinite(crashAfterMs) && crashAfterMs >= 0) {
+      crash = setTimeout(() => {
+        throw new Error(`injected crash (MUSTER_AGENT_CRASH_AFTER_MS=${env.MUSTER_AGENT_CRASH_AFTER_MS})`);
+      }, crashAfterMs);
+    }
     await stop;
     await agent.shutdown();
     return 0;
@@ -120,6 +129,7 @@ export async function runAgent(input: readonly string[] | RunAgentOptions = {}):
     if (signals > 0) return 0; // stopped while still connecting
     throw err;
   } finally {
+    clearTimeout(crash);
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
     process.off("uncaughtException", onFatal);

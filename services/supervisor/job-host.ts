@@ -6,24 +6,38 @@ import { createActor, type Actor } from "xstate";
 import { jobMachine, type JobEffect, type JobEvent, type JobInput } from "../../machines/job.machine.js";
 import { stepMachine, type StepEffect, type StepEvent, type StepInput } from "../../machines/step.machine.js";
 import type { RunState } from "../../src/exit-status/index.js";
+import type { BatchSpec } from "../../src/protocol/index.js";
+import type { Placement } from "../../machines/step.machine.js";
+import type { PlacementRequest } from "./placement.js";
 
 /** An effect with the job and step that asked for it. */
 export type HostedEffect =
   | { readonly source: "step"; readonly job: string; readonly step: string; readonly effect: StepEffect }
   | { readonly source: "job"; readonly job: string; readonly effect: JobEffect };
 
+/** How one step's tasks are started. */
+export interface StepSpec {
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly cwd: string;
+  readonly label: boolean;
+  readonly batch?: BatchSpec;
+}
+
 /** What the supervisor remembers about a job beside its machines. */
 export interface JobMeta {
   readonly name: string;
   readonly user: string;
   readonly kind: "run" | "batch";
-  readonly argv: readonly string[];
-  readonly env: Readonly<Record<string, string>>;
-  readonly cwd: string;
-  readonly label: boolean;
+  readonly request: PlacementRequest;
   readonly killWaitSeconds: number;
-  readonly nnodes: number;
   readonly submittedAt: number;
+  /** Policies of the job's main step (step 0 of a run job, the batch step of a batch job). */
+  readonly policies: { readonly killOnBadExit: boolean; readonly waitSeconds?: number; readonly timeLimitSeconds?: number };
+  /** How each step is started, by step id. */
+  readonly steps: Readonly<Record<string, StepSpec>>;
+  /** The nodes and ranks the job holds, once it has started. */
+  readonly alloc?: readonly Placement[];
 }
 
 const STEP_EFFECTS = ["launchTasks", "signalTasks", "notifyFirstFailure", "reportRejected", "killUnconfirmed", "stepEnded"] as const;
@@ -43,7 +57,7 @@ export class JobHost {
 
   constructor(
     readonly id: string,
-    readonly meta: JobMeta,
+    public meta: JobMeta,
     private readonly sink: (e: HostedEffect) => void,
     restored?: { job: Record<string, unknown>; steps: Map<string, Record<string, unknown>>; seq: number },
   ) {

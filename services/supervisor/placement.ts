@@ -1,4 +1,8 @@
-/** Where the tasks of a step go: Slurm's default block distribution over online nodes. */
+/**
+ * Where the tasks of a step go: Slurm's default block distribution over online nodes, within
+ * each node's free slots. A request that does not fit now but would fit an idle cluster waits
+ * (PENDING, Reason Resources); one that could never fit is refused.
+ */
 import { compareNodeNames } from "../../src/exit-status/index.js";
 import { MusterError } from "../../src/errors.js";
 import { IdSet } from "../../src/idset/index.js";
@@ -17,64 +21,77 @@ export interface PlacementRequest {
 export interface CandidateNode {
   readonly node: string;
   readonly epoch: string;
+  /** Slots free now. */
   readonly slots: number;
+  /** Slots in all (free when the node is idle); defaults to `slots`. */
+  readonly total?: number;
+}
+
+/** Checks a request's shape; throws BAD_REQUEST for one that no cluster could satisfy. */
+export function checkRequest(req: PlacementRequest): void {
+  if (req.nodes !== undefined && req.ntasks < req.nodes) {
+    throw new MusterError("BAD_REQUEST", `-N ${req.nodes} is more nodes than the ${req.ntasks} tasks asked for`);
+  }
+  if (req.ntasksPerNode !== undefined && req.nodes !== undefined && req.nodes * req.ntasksPerNode < req.ntasks) {
+    throw new MusterError("BAD_REQUEST", `--ntasks-per-node=${req.ntasksPerNode} on ${req.nodes} nodes holds fewer than ${req.ntasks} tasks`);
+  }
 }
 
 /**
- * Places ranks in blocks: consecutive ranks on the same node, nodes in natural name order.
+ * Places ranks in blocks (consecutive ranks on one node, nodes in natural name order) within the
+ * candidates' free slots; returns undefined when the request does not fit now.
  * With `-N` the ranks are spread evenly (the first nodes take one more); with `--ntasks-per-node`
- * each node takes that many; otherwise nodes are filled up to their slots, and past the total
- * slots the tasks are spread evenly over every node.
+ * each node takes that many; otherwise nodes are filled up to their free slots.
  */
-export function placeTasks(req: PlacementRequest, candidates: readonly CandidateNode[]): Placement[] {
+export function placeTasks(req: PlacementRequest, candidates: readonly CandidateNode[]): Placement[] | undefined {
+  checkRequest(req);
   const nodes = [...candidates].sort((a, b) => compareNodeNames(a.node, b.node));
-  if (nodes.length === 0) throw new MusterError("NO_NODES", "no node is online: start an agent (muster agent --node NAME) or a local cluster (muster up)");
-  let counts: number[];
-  if (req.ntasksPerNode !== undefined) {
-    const n = req.nodes ?? Math.ceil(req.ntasks / req.ntasksPerNode);
-    if (n * req.ntasksPerNode < req.ntasks) {
-      throw new MusterError("BAD_REQUEST", `--ntasks-per-node=${req.ntasksPerNode} on ${n} nodes holds fewer than ${req.ntasks} tasks`);
-    }
-    counts = spread(req.ntasks, n, req.ntasksPerNode);
-  } else if (req.nodes !== undefined) {
-    counts = spread(req.ntasks, req.nodes);
+  const free = (n: CandidateNode) => n.slots;
+  let chosen: { node: CandidateNode; count: number }[] | undefined;
+  if (req.nodes !== undefined || req.ntasksPerNode !== undefined) {
+    const n = req.nodes ?? Math.ceil(req.ntasks / req.ntasksPerNode!);
+    const counts = spread(req.ntasks, n, req.ntasksPerNode);
+    const fit = nodes.filter((x) => free(x) >= counts[0]!);
+    chosen = fit.length >= n ? counts.map((count, i) => ({ node: fit[i]!, count })) : undefined;
   } else {
-    counts = fill(req.ntasks, nodes.map((n) => n.slots));
+    chosen = [];
+    let left = req.ntasks;
+    for (const node of nodes) {
+      if (left === 0) break;
+      const take = Math.min(free(node), left);
+      if (take > 0) chosen.push({ node, count: take });
+      left -= take;
+    }
+    if (left > 0) chosen = undefined;
   }
-  if (counts.length > nodes.length) {
-    throw new MusterError("NO_NODES", `the step needs ${counts.length} nodes and ${nodes.length} ${nodes.length === 1 ? "is" : "are"} online`, {
-      needed: counts.length,
-      online: nodes.length,
-    });
-  }
+  if (!chosen) return undefined;
   const out: Placement[] = [];
   let rank = 0;
-  counts.forEach((count, i) => {
-    if (count === 0) return;
-    const node = nodes[i]!;
+  for (const { node, count } of chosen) {
     out.push({ node: node.node, epoch: node.epoch, ranks: IdSet.range(rank, rank + count - 1).toString() });
     rank += count;
-  });
+  }
   return out;
 }
 
+/** True when the request would fit the candidates if they were idle. */
+export function fitsWhenIdle(req: PlacementRequest, candidates: readonly CandidateNode[]): boolean {
+  return placeTasks(req, candidates.map((c) => ({ ...c, slots: c.total ?? c.slots }))) !== undefined;
+}
+
+/** The error for a request no online node set can ever hold. */
+export function neverFits(req: PlacementRequest, candidates: readonly CandidateNode[]): MusterError {
+  if (candidates.length === 0) return new MusterError("NO_NODES", "no node is online: start an agent (muster agent --node NAME) or a local cluster (muster up)");
+  const total = candidates.reduce((a, c) => a + (c.total ?? c.slots), 0);
+  return new MusterError(
+    "NO_NODES",
+    `the request (${req.ntasks} tasks${req.nodes ? ` on ${req.nodes} nodes` : ""}${req.ntasksPerNode ? `, ${req.ntasksPerNode} per node` : ""}) does not fit the ${candidates.length} online ${candidates.length === 1 ? "node" : "nodes"} with ${total} slots in all (see muster nodes)`,
+    { ntasks: req.ntasks, online: candidates.length, slots: total },
+  );
+}
+
 function spread(ntasks: number, nnodes: number, cap = Number.POSITIVE_INFINITY): number[] {
-  if (ntasks < nnodes) throw new MusterError("BAD_REQUEST", `-N ${nnodes} is more nodes than the ${ntasks} tasks asked for`);
   const base = Math.floor(ntasks / nnodes);
   const extra = ntasks % nnodes;
   return Array.from({ length: nnodes }, (_, i) => Math.min(cap, base + (i < extra ? 1 : 0)));
-}
-
-function fill(ntasks: number, slots: readonly number[]): number[] {
-  const total = slots.reduce((a, b) => a + b, 0);
-  if (ntasks > total) return spread(ntasks, Math.min(slots.length, ntasks));
-  const counts: number[] = [];
-  let left = ntasks;
-  for (const s of slots) {
-    if (left === 0) break;
-    const take = Math.min(s, left);
-    counts.push(take);
-    left -= take;
-  }
-  return counts;
 }

@@ -86,6 +86,16 @@ export class JobStore {
     for (const k of stale) void this.kv.purge(k).catch(() => undefined);
   }
 
+  /** Deletes a job's record and task chunks. */
+  async remove(jobId: string, steps: readonly string[]): Promise<void> {
+    await this.kv.purge(JOB_KEY(jobId));
+    for (const stepId of steps) {
+      const w = this.written.get(`${jobId}/${stepId}`);
+      for (const k of w?.keys ?? []) await this.kv.purge(k);
+      this.written.delete(`${jobId}/${stepId}`);
+    }
+  }
+
   /** Every stored job, with their steps' task tables put back into their snapshots. */
   async loadAll<M>(): Promise<{ record: StoredJob<M>; steps: Map<string, Record<string, unknown>> }[]> {
     const keys: string[] = [];

@@ -9,7 +9,8 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamCl
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { createActor, type Actor } from "xstate";
 import { nodeMachine, nodeNextDeadline, type NodeEffect, type NodeEvent, type NodeStateName } from "../../machines/node.machine.js";
-import { stepNextDeadline, stepPicture, type Placement, type SignalTarget, type StepContext, type StepEvent } from "../../machines/step.machine.js";
+import { stepNextDeadline, stepPicture, type Placement, type SignalTarget, type StepContext, type StepEvent, type StepPolicies } from "../../machines/step.machine.js";
+import { BATCH_STEP } from "../../machines/job.machine.js";
 import type { TaskEvent } from "../../machines/task.machine.js";
 import { allTasks } from "../../machines/task-table.js";
 import type { Config } from "../../src/config.js";
@@ -46,7 +47,7 @@ import {
   type Subjects,
 } from "../../src/protocol/index.js";
 import { JobHost, runStateOf, type HostedEffect, type JobMeta } from "./job-host.js";
-import { placeTasks } from "./placement.js";
+import { checkRequest, fitsWhenIdle, neverFits, placeTasks, type CandidateNode } from "./placement.js";
 import { JobStore } from "./store.js";
 
 /** Options of a supervisor. */
@@ -110,6 +111,7 @@ class SupervisorService implements Supervisor {
     this.js = jetstream(this.nc);
     this.store = new JobStore(await openSnapshotBucket(this.nc, this.subjects, streamOpts));
     await this.restore();
+    this.pending.sort((a, b) => Number(a) - Number(b) || a.localeCompare(b));
     await this.restoreNodes();
     this.subscribeControl();
     this.subscribeNodes();
@@ -152,6 +154,7 @@ class SupervisorService implements Supervisor {
         continue;
       }
       this.jobs.set(record.jobId, host);
+      if (!host.meta.alloc) this.pending.push(record.jobId);
       for (const [stepId, actor] of host.steps) {
         host.published.set(stepId, runStateOf(actor.getSnapshot().value, actor.getSnapshot().context.end));
       }
@@ -162,6 +165,8 @@ class SupervisorService implements Supervisor {
 
   /** Finished jobs kept for queries (history is issue #5's; this keeps `show` working). */
   private readonly finished = new Map<string, JobHost>();
+  /** Jobs waiting for slots, oldest first. */
+  private readonly pending: string[] = [];
 
   private async restoreNodes(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
@@ -264,45 +269,117 @@ class SupervisorService implements Supervisor {
 
   private async submit(user: string, req: SubmitRequest): Promise<unknown> {
     if (req.user !== user) throw new MusterError("FORBIDDEN", `user ${user} cannot submit as ${req.user}`);
-    if (req.batch || req.parentJob) throw new MusterError("BAD_REQUEST", "batch jobs and steps inside a job are not supported by this supervisor yet");
-    const online = [...this.nodes.entries()]
-      .filter(([, a]) => a.getSnapshot().value === "online")
-      .map(([node, a]) => ({ node, epoch: a.getSnapshot().context.epoch!, slots: a.getSnapshot().context.slots }));
-    const placement = placeTasks({ ntasks: req.ntasks, nodes: req.nodes, ntasksPerNode: req.ntasksPerNode }, online);
+    if (req.parentJob !== undefined) return this.submitStep(user, req);
+    const request = { ntasks: req.ntasks, nodes: req.nodes, ntasksPerNode: req.ntasksPerNode };
+    checkRequest(request);
+    const candidates = this.candidates();
+    if (!fitsWhenIdle(request, candidates)) throw neverFits(request, candidates);
     const jobId = await this.store.nextJobId();
     const now = Date.now();
+    const cwd = req.cwd ?? process.cwd();
+    const batch = req.batch && { ...req.batch, output: outputPath(req.batch.output ?? "muster-%j.out", jobId, cwd), error: req.batch.error && outputPath(req.batch.error, jobId, cwd) };
     const meta: JobMeta = {
       name: req.name ?? req.argv[0]!.split("/").pop()!,
       user,
-      kind: "run",
-      argv: req.argv,
-      env: req.env ?? {},
-      cwd: req.cwd ?? process.cwd(),
-      label: req.label,
+      kind: batch ? "batch" : "run",
+      request,
       killWaitSeconds: req.killWaitSeconds ?? this.cfg.killWaitSeconds,
-      nnodes: placement.length,
       submittedAt: now,
+      policies: { killOnBadExit: req.killOnBadExit, waitSeconds: req.waitSeconds, timeLimitSeconds: req.timeLimitSeconds },
+      steps: { [batch ? BATCH_STEP : "0"]: { argv: req.argv, env: req.env ?? {}, cwd, label: req.label, batch } },
     };
     const host = new JobHost(jobId, meta, (e) => this.effects.push(e));
     this.jobs.set(jobId, host);
-    host.addStep("0", {
-      job: jobId,
-      step: "0",
-      ntasks: req.ntasks,
-      policies: {
-        killOnBadExit: req.killOnBadExit,
-        waitMs: req.waitSeconds !== undefined ? req.waitSeconds * 1000 : undefined,
-        timeLimitMs: req.timeLimitSeconds !== undefined ? req.timeLimitSeconds * 1000 : undefined,
-        killWaitMs: meta.killWaitSeconds * 1000,
-        nodeTimeoutMs: this.cfg.nodeTimeoutSeconds * 1000,
-      },
-    });
-    host.sendJob({ type: "STEP_STARTED", step: "0", at: now });
-    host.sendStep("0", { type: "LAUNCH", placement, at: now });
+    this.pending.push(jobId);
     this.touched.add(jobId);
+    this.schedule();
     await this.settle();
-    this.log.info({ job: jobId, user, ntasks: req.ntasks, nodes: placement.map((p) => p.node) }, "job.submitted");
-    return { job: jobId, step: 0, placement };
+    const started = host.meta.alloc !== undefined;
+    this.log.info({ job: jobId, user, ntasks: req.ntasks, kind: meta.kind, nodes: host.meta.alloc?.map((p) => p.node), pending: !started }, "job.submitted");
+    return { job: jobId, step: batch ? BATCH_STEP : 0, placement: host.meta.alloc ?? [], state: started ? "RUNNING" : "PENDING" };
+  }
+
+  /** A `muster run` inside a batch job: a new numbered step within the job's allocation. */
+  private async submitStep(user: string, req: SubmitRequest): Promise<unknown> {
+    const host = this.jobFor(user, req.parentJob!);
+    if (host.ended || !host.meta.alloc) throw new MusterError("NOT_RUNNING", `job ${host.id} is not running`);
+    const request = { ntasks: req.ntasks, nodes: req.nodes, ntasksPerNode: req.ntasksPerNode };
+    const alloc = host.meta.alloc.map((p) => ({ node: p.node, epoch: p.epoch, slots: IdSet.parse(p.ranks).size }));
+    const placement = placeTasks(request, alloc);
+    if (!placement) {
+      throw new MusterError("BAD_REQUEST", `the step (${req.ntasks} tasks) does not fit job ${host.id}'s allocation of ${alloc.reduce((a, n) => a + n.slots, 0)} slots on ${alloc.map((n) => n.node).join(",")}`);
+    }
+    const stepId = String([...host.steps.keys()].filter((k) => k !== BATCH_STEP).length);
+    host.meta = { ...host.meta, steps: { ...host.meta.steps, [stepId]: { argv: req.argv, env: req.env ?? {}, cwd: req.cwd ?? process.cwd(), label: req.label } } };
+    const killWaitSeconds = req.killWaitSeconds ?? host.meta.killWaitSeconds;
+    this.startStep(host, stepId, req.ntasks, placement, {
+      killOnBadExit: req.killOnBadExit,
+      waitMs: req.waitSeconds !== undefined ? req.waitSeconds * 1000 : undefined,
+      timeLimitMs: req.timeLimitSeconds !== undefined ? req.timeLimitSeconds * 1000 : undefined,
+      killWaitMs: killWaitSeconds * 1000,
+      nodeTimeoutMs: this.cfg.nodeTimeoutSeconds * 1000,
+    });
+    await this.settle();
+    this.log.info({ job: host.id, step: stepId, ntasks: req.ntasks }, "step.submitted");
+    return { job: host.id, step: Number(stepId), placement, state: "RUNNING" };
+  }
+
+  /** Online nodes with their free slots (total slots minus what started jobs hold). */
+  private candidates(): CandidateNode[] {
+    const used = new Map<string, number>();
+    for (const host of this.jobs.values()) {
+      for (const p of host.meta.alloc ?? []) {
+        const key = `${p.node}/${p.epoch}`;
+        used.set(key, (used.get(key) ?? 0) + IdSet.parse(p.ranks).size);
+      }
+    }
+    return [...this.nodes.entries()]
+      .filter(([, a]) => a.getSnapshot().value === "online")
+      .map(([node, a]) => {
+        const c = a.getSnapshot().context;
+        return { node, epoch: c.epoch!, total: c.slots, slots: Math.max(0, c.slots - (used.get(`${node}/${c.epoch}`) ?? 0)) };
+      });
+  }
+
+  /** Starts waiting jobs first come, first served: the oldest waiting job blocks the ones behind it. */
+  private schedule(): void {
+    while (this.pending.length) {
+      const host = this.jobs.get(this.pending[0]!);
+      if (!host || host.ended || host.meta.alloc) {
+        this.pending.shift();
+        continue;
+      }
+      const alloc = placeTasks(host.meta.request, this.candidates());
+      if (!alloc) return;
+      this.pending.shift();
+      this.startJob(host, alloc);
+    }
+  }
+
+  private startJob(host: JobHost, alloc: Placement[]): void {
+    host.meta = { ...host.meta, alloc };
+    const p = host.meta.policies;
+    const policies = {
+      killOnBadExit: p.killOnBadExit,
+      waitMs: p.waitSeconds !== undefined ? p.waitSeconds * 1000 : undefined,
+      timeLimitMs: p.timeLimitSeconds !== undefined ? p.timeLimitSeconds * 1000 : undefined,
+      killWaitMs: host.meta.killWaitSeconds * 1000,
+      nodeTimeoutMs: this.cfg.nodeTimeoutSeconds * 1000,
+    };
+    if (host.meta.kind === "batch") {
+      const first = alloc[0]!;
+      this.startStep(host, BATCH_STEP, 1, [{ node: first.node, epoch: first.epoch, ranks: "0" }], policies);
+    } else {
+      this.startStep(host, "0", host.meta.request.ntasks, alloc, policies);
+    }
+  }
+
+  private startStep(host: JobHost, stepId: string, ntasks: number, placement: readonly Placement[], policies: StepPolicies): void {
+    const now = Date.now();
+    host.addStep(stepId, { job: host.id, step: stepId, ntasks, policies });
+    host.sendJob({ type: "STEP_STARTED", step: stepId, at: now });
+    host.sendStep(stepId, { type: "LAUNCH", placement, at: now });
+    this.touched.add(host.id);
   }
 
   private jobFor(user: string, jobId: string): JobHost {
@@ -373,10 +450,12 @@ class SupervisorService implements Supervisor {
       user: host.meta.user,
       kind: host.meta.kind,
       state,
-      reason: end?.reason ?? (state === "PENDING" ? "None" : "None"),
+      reason: end?.reason ?? (state === "PENDING" && !host.meta.alloc ? "Resources" : "None"),
       exitCode: end?.exitCode ?? main?.exitCode ?? "0:0",
       derivedExitCode: end?.derivedExitCode ?? "0:0",
       failedNodes: [...(end?.failedNodes ?? [])],
+      ntasks: host.meta.request.ntasks,
+      nodes: (host.meta.alloc ?? []).map((p) => p.node),
       submittedAt: ctx.submittedAt,
       startedAt: ctx.startedAt,
       endedAt: end?.at,
@@ -495,8 +574,9 @@ class SupervisorService implements Supervisor {
     const parsed = parseMessage(schema, m.data, m.subject);
     const subj = this.subjects.parse(m.subject);
     if (!parsed.ok || !subj || subj.kind !== "node" || subj.node !== parsed.value.node) {
-      const code = parsed.ok ? "BAD_REQUEST" : parsed.code;
-      const message = parsed.ok ? `node message for ${parsed.value.node} on another node's subject` : parsed.message;
+      // A field that contradicts the subject is FORBIDDEN (docs/protocol.md, error codes).
+      const code: ErrorCode = parsed.ok ? (subj?.kind === "node" ? "FORBIDDEN" : "BAD_REQUEST") : parsed.code;
+      const message = parsed.ok ? `${m.subject}: ${parsed.value.type} for node ${parsed.value.node} on another node's subject` : parsed.message;
       this.log.warn({ subject: m.subject, code, reason: message }, "node.message_rejected");
       this.deadLetter(m.subject, code, message, m.data);
       return;
@@ -591,8 +671,13 @@ class SupervisorService implements Supervisor {
         continue;
       }
       const ev = parsed.value;
-      if (!subj || subj.kind !== "evt" || subj.node !== ev.node || subj.job !== ev.job || String(subj.step) !== String(ev.step) || subj.task !== ev.rank) {
-        reject(m, "BAD_REQUEST", "the event's subject does not match its node, job, step or rank");
+      if (!subj || subj.kind !== "evt") {
+        reject(m, "BAD_REQUEST", `${m.subject}: not a task event subject (<p>.evt.<node>.<job>.<step>.<task>)`);
+        continue;
+      }
+      if (subj.node !== ev.node || subj.job !== ev.job || String(subj.step) !== String(ev.step) || subj.task !== ev.rank) {
+        // A field that contradicts the subject is FORBIDDEN (docs/protocol.md, error codes).
+        reject(m, "FORBIDDEN", `${m.subject}: the event's node ${ev.node}, job ${ev.job}, step ${ev.step}, rank ${ev.rank} do not match its subject`);
         continue;
       }
       const host = this.jobs.get(ev.job);
@@ -648,6 +733,7 @@ class SupervisorService implements Supervisor {
    */
   private async settle(): Promise<void> {
     const commands: (() => Promise<void>)[] = [];
+    if (this.pending.length) this.schedule();
     for (let guard = 0; guard < 10_000 && (this.effects.length || this.nodeEffects.length); guard++) {
       const ne = this.nodeEffects.shift();
       if (ne) {
@@ -662,6 +748,7 @@ class SupervisorService implements Supervisor {
       const host = this.jobs.get(jobId);
       if (host) await this.publishStates(host);
     }
+    let freed = false;
     for (const jobId of [...this.touched]) {
       const host = this.jobs.get(jobId);
       if (!host) continue;
@@ -670,10 +757,16 @@ class SupervisorService implements Supervisor {
       if (host.ended) {
         this.jobs.delete(jobId);
         this.finished.set(jobId, host);
+        freed = true;
       }
     }
     this.touched.clear();
     for (const c of commands) void c().catch((err: Error) => this.log.error({ err }, "command.failed"));
+    // Slots freed by ended jobs may start waiting ones.
+    if (freed && this.pending.length) {
+      this.schedule();
+      if (this.touched.size) await this.settle();
+    }
   }
 
   private async applyEffect(e: HostedEffect, commands: (() => Promise<void>)[]): Promise<void> {
@@ -800,7 +893,7 @@ class SupervisorService implements Supervisor {
         v: 1,
         job: host.id,
         state,
-        reason: end?.reason ?? "None",
+        reason: end?.reason ?? (state === "PENDING" && !host.meta.alloc ? "Resources" : "None"),
         exitCode: end?.exitCode ?? "0:0",
         derivedExitCode: end?.derivedExitCode ?? "0:0",
         failedNode: end?.failedNodes[0],
@@ -828,6 +921,8 @@ class SupervisorService implements Supervisor {
 
   private async launch(host: JobHost, stepId: string, placement: readonly Placement[]): Promise<void> {
     const step = host.steps.get(stepId)!.getSnapshot().context;
+    const spec = host.meta.steps[stepId];
+    if (!spec) throw new Error(`job ${host.id} has no launch spec for step ${stepId}`);
     await Promise.all(
       placement.map(async (p, nodeIndex) => {
         const ranks = [...IdSet.parse(p.ranks)];
@@ -839,15 +934,16 @@ class SupervisorService implements Supervisor {
           node: p.node,
           epoch: p.epoch,
           user: host.meta.user,
-          argv: [...host.meta.argv],
-          env: { ...host.meta.env },
-          cwd: host.meta.cwd,
+          argv: [...spec.argv],
+          env: { ...spec.env },
+          cwd: spec.cwd,
           ntasks: step.ntasks,
-          nnodes: host.meta.nnodes,
+          nnodes: placement.length,
           nodeIndex,
           tasks: ranks.map((rank, localId) => ({ rank, localId })),
-          label: host.meta.label,
+          label: spec.label,
           killWaitSeconds: host.meta.killWaitSeconds,
+          ...(spec.batch ? { batch: spec.batch } : {}),
         };
         const ok = await this.command(p.node, cmd);
         if (!ok) {
@@ -893,8 +989,26 @@ class SupervisorService implements Supervisor {
 
   // ---- deadlines --------------------------------------------------------------------------------
 
+  private lastPurge = 0;
+
+  /** Forgets finished jobs older than the history retention (memory and KV). */
+  private async purgeHistory(now: number): Promise<void> {
+    if (now - this.lastPurge < 60_000) return;
+    this.lastPurge = now;
+    const horizon = now - this.cfg.historyRetentionSeconds * 1000;
+    for (const [id, host] of this.finished) {
+      const end = host.job.getSnapshot().context.end;
+      if (end && end.at < horizon) {
+        this.finished.delete(id);
+        await this.store.remove(id, [...host.steps.keys()]);
+        this.log.info({ job: id }, "job.expired");
+      }
+    }
+  }
+
   private async tick(): Promise<void> {
     const now = Date.now();
+    await this.purgeHistory(now);
     for (const [node, actor] of this.nodes) {
       const snap = actor.getSnapshot();
       const due = nodeNextDeadline(snap.value as NodeStateName, snap.context);
@@ -920,4 +1034,10 @@ function wireStep(step: string): number | "batch" {
 
 function stepToken(step: string): number | "batch" {
   return wireStep(step);
+}
+
+/** An output file path: `%j` becomes the job id; relative paths are relative to the submit directory. */
+function outputPath(pattern: string, jobId: string, cwd: string): string {
+  const path = pattern.replace(/%j/g, jobId);
+  return path.startsWith("/") ? path : `${cwd.replace(/\/$/, "")}/${path}`;
 }

@@ -9,8 +9,10 @@ import { parseSignal } from "../exit-status/index.js";
 import { JobStateMessageSchema, StepExitCodesMessageSchema, parseMessage, type JobView, type NodeView } from "../protocol/index.js";
 import { CONNECTION_OPTIONS, connectionFlags, parseArgs, renderOptions, type OptionSpec, type ParsedArgs } from "./args.js";
 import { Client } from "./client.js";
-import { RUN_OPTIONS, runCommand } from "./commands/run.js";
+import { RUN_OPTIONS, buildSubmit, runCommand } from "./commands/run.js";
 import { renderJob, summaryLines } from "./render.js";
+import { BATCH_OPTIONS, batchCommand, buildBatchSubmit } from "./commands/batch.js";
+import { HISTORY_OPTIONS, QUEUE_OPTIONS, historyOutput, queueOutput } from "./commands/tables.js";
 
 /** Version printed by `muster --version`. */
 export const VERSION = "0.1.0";
@@ -27,6 +29,18 @@ const JSON_OPT: OptionSpec = { name: "json", type: "boolean", help: "print JSON 
 /** Every command the `muster` binary knows, for help and dispatch. */
 export const COMMANDS: Readonly<Record<string, CommandDef>> = {
   run: { summary: "run a parallel step and wait for it (like srun)", usage: "muster run [options] [--] CMD [ARGS...]", options: RUN_OPTIONS, stopAtPositional: true },
+  batch: {
+    summary: "submit a script as a batch job; each muster run inside it is a step (like sbatch)",
+    usage: "muster batch [options] SCRIPT [ARGS...]",
+    options: BATCH_OPTIONS,
+    stopAtPositional: true,
+  },
+  queue: { summary: "list pending and running jobs (like squeue)", usage: "muster queue [--format F,...] [--parsable2] [--noheader] [--json]", options: QUEUE_OPTIONS },
+  history: {
+    summary: "list finished jobs and their steps (like sacct)",
+    usage: "muster history [-j JOB,...] [--state S,...] [--since TIME] [--user U] [--format F,...] [--parsable2] [--noheader] [--json]",
+    options: HISTORY_OPTIONS,
+  },
   show: { summary: "show a job, its steps and tasks (like scontrol show job)", usage: "muster show job ID [--json]", options: [JSON_OPT] },
   watch: { summary: "print a job's state changes and notifications until it ends", usage: "muster watch JOB [--json]", options: [JSON_OPT] },
   kill: {
@@ -137,6 +151,8 @@ async function dispatch(
   const json = Boolean(args.options.json);
   switch (name) {
     case "run": {
+      // Usage errors (no command, bad time limit …) exit 2 before any connection is attempted.
+      buildSubmit(args, config.user, { env, cwd: process.cwd() });
       const client = await Client.open(config, "muster-run");
       try {
         return await runCommand(client, args, {
@@ -155,6 +171,21 @@ async function dispatch(
       } finally {
         await client.close();
       }
+    }
+    case "batch": {
+      const req = buildBatchSubmit(args, config.user, env, process.cwd());
+      return withClient(config, (c) => batchCommand(c, args, req, out));
+    }
+    case "queue":
+    case "history": {
+      if (p.length) throw new MusterError("USAGE", `${name}: takes no positional arguments`);
+      // Validate --format, --state and --since before connecting.
+      (name === "queue" ? queueOutput : historyOutput)([], args, Date.now());
+      return withClient(config, async (c) => {
+        const jobs = (await c.request("query", { type: "query", v: 1, what: name === "queue" ? "jobs" : "history" })) as JobView[];
+        out((name === "queue" ? queueOutput : historyOutput)(jobs, args, Date.now()));
+        return 0;
+      });
     }
     case "show": {
       if (p[0] !== "job" || !p[1] || p.length > 2) throw new MusterError("USAGE", "show: expected 'show job ID'");

@@ -57,6 +57,10 @@ export const JobViewSchema = z.object({
   exitCode: ExitCodeStringSchema,
   derivedExitCode: ExitCodeStringSchema,
   failedNodes: z.array(NodeNameSchema),
+  /** Tasks the job asked for (`-n`). */
+  ntasks: z.number().int().min(1),
+  /** The nodes of the job's allocation, in order; empty while it waits. */
+  nodes: z.array(NodeNameSchema),
   submittedAt: EpochMsSchema,
   startedAt: EpochMsSchema.optional(),
   endedAt: EpochMsSchema.optional(),

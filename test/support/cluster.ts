@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { startNatsServer, uniquePrefix, type NatsServerHandle, type NatsServerOptions } from "./nats-fixture.js";
 import { waitFor } from "./wait.js";
 
@@ -56,6 +57,15 @@ export interface Cluster {
   waitNodes(n: number): Promise<void>;
   /** Every process's captured log lines. */
   logs(name: string): string;
+  /**
+   * A control request (`<prefix>.ctl.<user>.<op>`) sent from the test process itself, without
+   * starting a CLI process (for polling at a fine grain); returns the reply's data or throws its error.
+   */
+  ctl(op: "submit" | "kill" | "signal" | "query", message: Record<string, unknown>, user?: string): Promise<any>;
+  /** The node table (`muster nodes --json`'s content), through `ctl`. */
+  nodes(): Promise<{ node: string; state: string; reason?: string; epoch?: string; since?: number; lastSeenAt?: number; runningTasks: number }[]>;
+  /** The test process's own NATS connection (opened on first use, with the cluster's NATS_USER/NATS_PASSWORD). */
+  connection(): Promise<NatsConnection>;
   stop(): Promise<void>;
 }
 
@@ -105,6 +115,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     p.stderr!.on("data", add);
   };
   const agents = new Map<string, ChildProcess>();
+  let ncp: Promise<NatsConnection> | undefined;
   const cluster: Cluster = {
     nats,
     prefix,
@@ -153,7 +164,22 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     logs(name) {
       return logs.get(name) ?? "";
     },
+    connection() {
+      ncp ??= connect({ servers: nats.url, ...(env.NATS_USER ? { user: env.NATS_USER, pass: env.NATS_PASSWORD ?? "" } : {}) });
+      return ncp;
+    },
+    async ctl(op, message, user = env.MUSTER_USER ?? "alice") {
+      const nc = await cluster.connection();
+      const reply = await nc.request(`${prefix}.ctl.${user}.${op}`, JSON.stringify(message), { timeout: 5000 });
+      const r = reply.json<{ ok: boolean; data?: unknown; error?: { code: string; message: string } }>();
+      if (!r.ok) throw new Error(`${r.error?.code}: ${r.error?.message}`);
+      return r.data;
+    },
+    async nodes() {
+      return cluster.ctl("query", { type: "query", v: 1, what: "nodes" });
+    },
     async stop() {
+      if (ncp) await (await ncp.catch(() => undefined))?.close().catch(() => undefined);
       const procs = [...agents.values(), cluster.supervisor].filter(Boolean);
       await Promise.all(
         procs.map(

@@ -44,13 +44,25 @@ export interface RunIo {
   readonly cwd: string;
 }
 
-/** Builds the submit request from the parsed arguments. */
+/** Variables the agent sets for each task; never propagated from the submitting environment. */
+export const TASK_VARIABLES: ReadonlySet<string> = new Set([
+  "MUSTER_JOB_ID",
+  "MUSTER_STEP_ID",
+  "MUSTER_TASK_ID",
+  "MUSTER_LOCALID",
+  "MUSTER_NTASKS",
+  "MUSTER_NNODES",
+  "MUSTER_NODEID",
+  "MUSTER_NODE",
+]);
+
+/** Builds the submit request from the parsed arguments; inside a job (MUSTER_JOB_ID set) it adds a step to that job. */
 export function buildSubmit(args: ParsedArgs, user: string, io: Pick<RunIo, "env" | "cwd">): SubmitRequest {
   const o = args.options;
   if (args.positionals.length === 0) throw new MusterError("USAGE", "run: no command given (muster run [options] -- CMD [ARGS...])");
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(io.env)) {
-    if (v !== undefined && /^[^=\0]+$/.test(k) && !v.includes("\0") && !k.startsWith("MUSTER_")) env[k] = v;
+    if (v !== undefined && /^[^=\0]+$/.test(k) && !v.includes("\0") && !TASK_VARIABLES.has(k)) env[k] = v;
   }
   const ntasks = (o.ntasks as number | undefined) ?? 1;
   if (ntasks < 1) throw new MusterError("USAGE", "run: option --ntasks must be at least 1");
@@ -69,19 +81,30 @@ export function buildSubmit(args: ParsedArgs, user: string, io: Pick<RunIo, "env
     label: Boolean(o.label),
     killOnBadExit: Boolean(o["kill-on-bad-exit"]),
     waitSeconds: o.wait as number | undefined,
-    timeLimitSeconds: o.time === undefined ? undefined : parseTimeLimit(String(o.time)),
+    timeLimitSeconds: o.time === undefined ? undefined : timeLimitOption(String(o.time)),
     killWaitSeconds: o["kill-wait"] as number | undefined,
+    parentJob: io.env.MUSTER_JOB_ID || undefined,
   };
+}
+
+/** `--time`: like every other option error, the message names the command and the option. */
+function timeLimitOption(text: string): number {
+  try {
+    return parseTimeLimit(text);
+  } catch (err) {
+    throw new MusterError("USAGE", `run: option --time: ${(err as Error).message}`);
+  }
 }
 
 /** Runs the command; resolves with the exit status. */
 export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): Promise<number> {
   const submit = buildSubmit(args, client.cfg.user, io);
-  const reply = (await client.request("submit", submit)) as { job: string; step: number; placement?: { node: string; ranks: string }[] };
+  const reply = (await client.request("submit", submit)) as { job: string; step: number; placement?: { node: string; ranks: string }[]; state?: string };
   const job = reply.job;
   if (args.options.verbose) {
     io.stderr(`muster: job ${job}: ${submit.ntasks} ${submit.ntasks === 1 ? "task" : "tasks"} on ${(reply.placement ?? []).map((p) => `${p.node}[${p.ranks}]`).join(",")}\n`);
   }
+  if (reply.state === "PENDING") io.stderr(`muster: job ${job} queued and waiting for resources\n`);
   const label = submit.label;
   const partial = new Map<string, string>();
   const eofs = new Set<string>();
@@ -104,7 +127,7 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
     }
     if (c.eof) eofs.add(key);
   };
-  const ioFollow = await client.follow(client.subjects.streams.io.name, client.subjects.io.ofJob(job), (m) => {
+  const ioFollow = await client.follow(client.subjects.streams.io.name, client.subjects.io.ofStep(job, reply.step), (m) => {
     const p = parseMessage(IoChunkSchema, m.data, m.subject);
     if (p.ok) writeChunk(p.value);
   });
@@ -113,8 +136,9 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
   let firstFailureShown = false;
   let resolveEnd!: () => void;
   const ended = new Promise<void>((r) => (resolveEnd = r));
+  const exitCodesSubject = client.subjects.job.exitCodes(job, reply.step);
   const stateFollow = await client.follow(client.subjects.streams.jobs.name, client.subjects.job.ofJob(job), (m) => {
-    if (m.subject.endsWith(".exitcodes")) {
+    if (m.subject === exitCodesSubject) {
       const p = parseMessage(StepExitCodesMessageSchema, m.data, m.subject);
       if (!p.ok) return;
       const msg: StepExitCodesMessage = p.value;
@@ -125,7 +149,7 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
       return;
     }
     const p = parseMessage(JobStateMessageSchema, m.data, m.subject);
-    if (p.ok && p.value.step === undefined && ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"].includes(p.value.state)) {
+    if (p.ok && p.value.step === reply.step && ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"].includes(p.value.state)) {
       resolveEnd();
       return false;
     }
@@ -146,7 +170,7 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
       return;
     }
     io.stderr(`muster: ${sig === "SIGINT" ? "aborting" : `${sig} received, cancelling`} job ${job}\n`);
-    void client.request("kill", { type: "kill", v: 1, job }).catch((err: Error) => io.stderr(`muster: error: ${err.message}\n`));
+    void client.request("kill", { type: "kill", v: 1, job, step: submit.parentJob ? reply.step : undefined }).catch((err: Error) => io.stderr(`muster: error: ${err.message}\n`));
   });
 
   try {

@@ -1,0 +1,82 @@
+/**
+ * `muster batch`: submit a script as a batch job (like sbatch). The script runs as step `batch` on
+ * the first node of the job's allocation; each `muster run` inside it becomes step 0, 1, 2 … of the job.
+ */
+import { readFileSync } from "node:fs";
+import { MusterError } from "../../errors.js";
+import { parseExitCode, runExitStatus } from "../../exit-status/index.js";
+import { JobStateMessageSchema, parseMessage, type SubmitRequest } from "../../protocol/index.js";
+import { parseTimeLimit, type OptionSpec, type ParsedArgs } from "../args.js";
+import type { Client } from "../client.js";
+import { TASK_VARIABLES } from "./run.js";
+
+/** Options of `muster batch`. */
+export const BATCH_OPTIONS: readonly OptionSpec[] = [
+  { name: "ntasks", short: "n", type: "int", arg: "N", help: "tasks the job's allocation holds (default 1)" },
+  { name: "nodes", short: "N", type: "int", arg: "NODES", help: "nodes of the allocation" },
+  { name: "ntasks-per-node", type: "int", arg: "K", help: "tasks on each node" },
+  { name: "output", short: "o", type: "string", arg: "FILE", help: "the script's stdout and stderr (default muster-%j.out in this directory; %j is the job id)" },
+  { name: "job-name", short: "J", type: "string", arg: "NAME", help: "job name (default: the script's name)" },
+  { name: "time", short: "t", type: "string", arg: "LIMIT", help: "time limit of the script (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS)" },
+  { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL (default 10)" },
+  { name: "wait", short: "W", type: "boolean", help: "wait for the job to end and exit with its status" },
+];
+
+/** Builds the submit request of a batch job; reads the script now, so later edits do not change the job. */
+export function buildBatchSubmit(args: ParsedArgs, user: string, env: Readonly<Record<string, string | undefined>>, cwd: string): SubmitRequest {
+  const o = args.options;
+  const [script, ...rest] = args.positionals;
+  if (!script) throw new MusterError("USAGE", "batch: no script given (muster batch [options] SCRIPT [ARGS...])");
+  let content: string;
+  try {
+    content = readFileSync(script, "utf8");
+  } catch (err) {
+    throw new MusterError("USAGE", `batch: cannot read script "${script}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let timeLimitSeconds: number | undefined;
+  if (o.time !== undefined) {
+    try {
+      timeLimitSeconds = parseTimeLimit(String(o.time));
+    } catch (err) {
+      throw new MusterError("USAGE", `batch: option --time: ${(err as Error).message}`);
+    }
+  }
+  const taskEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && /^[^=\0]+$/.test(k) && !v.includes("\0") && !TASK_VARIABLES.has(k)) taskEnv[k] = v;
+  return {
+    type: "submit",
+    v: 1,
+    user,
+    name: (o["job-name"] as string | undefined) ?? script.split("/").pop()!,
+    argv: [script, ...rest],
+    env: taskEnv,
+    cwd,
+    ntasks: (o.ntasks as number | undefined) ?? 1,
+    nodes: o.nodes as number | undefined,
+    ntasksPerNode: o["ntasks-per-node"] as number | undefined,
+    label: false,
+    killOnBadExit: false,
+    timeLimitSeconds,
+    killWaitSeconds: o["kill-wait"] as number | undefined,
+    batch: { script, content, output: o.output as string | undefined },
+  };
+}
+
+/** Submits; prints `Submitted batch job N`; with --wait, follows the job and returns its exit status. */
+export async function batchCommand(client: Client, args: ParsedArgs, req: SubmitRequest, out: (s: string) => void): Promise<number> {
+  const reply = (await client.request("submit", req)) as { job: string };
+  out(`Submitted batch job ${reply.job}\n`);
+  if (!args.options.wait) return 0;
+  let status = 1;
+  const follow = await client.follow(client.subjects.streams.jobs.name, client.subjects.job.state(reply.job), (m) => {
+    const p = parseMessage(JobStateMessageSchema, m.data, m.subject);
+    if (!p.ok || p.value.step !== undefined) return;
+    if (["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"].includes(p.value.state)) {
+      status = runExitStatus(parseExitCode(p.value.exitCode), p.value.state, p.value.reason);
+      return false;
+    }
+  });
+  await follow.done;
+  follow.stop();
+  return status;
+}
