@@ -36,7 +36,7 @@ export default tseslint.config(
         patterns: [
           { group: ["@nats-io/*", "pino", "pino-*", ...nodeBuiltins], message: "machines/ is pure: no I/O imports." },
           { group: ["**/services/**", "../services/*"], message: "machines/ must not import services/." },
-          { group: ["**/src/cli/**", "**/src/nats/**", "**/src/logger*", "**/src/config*"], message: "machines/ imports only pure helpers from src/." },
+          { group: ["**/src/cli/**", "**/src/nats/**", "**/src/charts/**", "**/src/protocol/**", "**/src/logger*", "**/src/config*"], message: "machines/ imports only pure helpers from src/ (exit-status, idset)." },
         ],
       }],
       "no-restricted-globals": ["error", { name: "setTimeout", message: "machines/ have no timers: deadlines live in context." }, { name: "setInterval", message: "machines/ have no timers." }, { name: "process", message: "machines/ do not read the process." }],

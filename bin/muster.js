@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Entry point of the `muster` command. The compiled code lives in dist/ (built by `npm ci`'s prepare step).
-// Client commands load only the CLI; service commands (up, supervisor, agent) load the services.
-const SERVICE_COMMANDS = new Set(["up", "supervisor", "agent"]);
+// Client commands load only the CLI; service commands (up, supervisor, agent, inspect) load the services.
+const SERVICE_COMMANDS = new Set(["up", "supervisor", "agent", "inspect"]);
 const argv = process.argv.slice(2);
 
 const run = SERVICE_COMMANDS.has(argv[0] ?? "")

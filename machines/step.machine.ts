@@ -308,13 +308,24 @@ export function applyStepEvent(context: StepContext, event: StepEvent): StepStep
       break;
     }
     case "NODE_LOST": {
-      const lost: RankedTaskEvent[] = [];
+      // Running tasks of the lost incarnation become node_lost. Tasks the runtime was already stopping
+      // (cancel, -K, --wait, time limit) end as killed without confirmation (KillUnconfirmed): the kill
+      // decides their verdict, as a cancelled Slurm job stays CANCELLED when its node fails meanwhile.
+      const events: RankedTaskEvent[] = [];
+      const unconfirmed: number[] = [];
       for (const t of allTasks(ctx.tasks)) {
         if (t.context.node === event.node && t.context.epoch === event.epoch && !isTaskFinal(t.state)) {
-          lost.push({ rank: t.context.rank, event: { type: "NODE_LOST", epoch: event.epoch, at: event.at } });
+          if (t.state === "stopping") unconfirmed.push(t.context.rank);
+          events.push({
+            rank: t.context.rank,
+            event: t.state === "stopping" ? { type: "KILL_UNCONFIRMED", at: event.at } : { type: "NODE_LOST", epoch: event.epoch, at: event.at },
+          });
         }
       }
-      return lost.length ? applyStepEvent(ctx, { type: "TASKS", events: lost }) : { context, effects };
+      if (!events.length) return { context, effects };
+      const next = applyStepEvent(ctx, { type: "TASKS", events });
+      if (unconfirmed.length) next.effects.unshift({ type: "killUnconfirmed", params: { nodes: [event.node], ranks: IdSet.of(unconfirmed).toString() } });
+      return next;
     }
     case "TICK":
       ctx = applyDeadlines(ctx, effects, event.now);
@@ -340,6 +351,8 @@ function updateTask(w: TaskTableWriter, counts: Record<TaskStateName, number>, r
 
 function classifyIgnored(record: TaskRecord, event: TaskEvent): RejectedTaskEvent["reason"] {
   if ("epoch" in event && record.context.epoch !== undefined && event.epoch !== record.context.epoch) return "stale_epoch";
+  // A late report from the incarnation that was declared lost is fenced, not a repeat of what the task knows.
+  if (record.state === "nodeLost" && (event.type === "STARTED" || event.type === "ENDED")) return "stale_epoch";
   if (isTaskFinal(record.state) || event.type === "STARTED" || event.type === "LAUNCH") return "duplicate";
   return "ignored";
 }

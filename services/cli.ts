@@ -16,6 +16,7 @@ import { createLogger } from "../src/logger.js";
 import { Client } from "../src/cli/client.js";
 import type { NodeView } from "../src/protocol/index.js";
 import { runAgent } from "./agent/main.js";
+import { DEFAULT_INSPECTOR_PORT, createInspector } from "./inspector/index.js";
 import { createSupervisor } from "./supervisor/index.js";
 
 const BIN = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../bin/muster.js");
@@ -34,6 +35,12 @@ export async function serviceMain(argv: readonly string[], env: Readonly<Record<
         if (typeof node !== "string" || !/^[A-Za-z0-9_-]{1,128}$/.test(node)) throw new MusterError("USAGE", "agent: --node NAME is required ([A-Za-z0-9_-])");
         return await runAgent({ config, node, slots: args.options.slots as number | undefined });
       }
+      case "inspect":
+        return await runInspector(config, {
+          port: (args.options.port as number | undefined) ?? DEFAULT_INSPECTOR_PORT,
+          host: args.options.host as string | undefined,
+          stately: Boolean(args.options.stately),
+        });
       case "up":
         return await up(config, env, (args.options.agents as number | undefined) ?? 2, args.options.slots as number | undefined, Boolean(args.options.demo));
       default:
@@ -50,6 +57,22 @@ async function runSupervisor(config: Config, operators: string): Promise<number>
   await sup.start();
   await new Promise<void>((done) => {
     const stop = () => void sup.stop().finally(done);
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+  logger.flush();
+  return 0;
+}
+
+/** `muster inspect`: serves the inspector page until SIGINT/SIGTERM; prints its URL on stdout. */
+async function runInspector(config: Config, opts: { port: number; host?: string; stately: boolean }): Promise<number> {
+  const logger = createLogger({ level: config.logLevel, name: "muster" });
+  const inspector = createInspector({ config, logger, ...opts });
+  const url = await inspector.start();
+  process.stdout.write(`${url}\n`);
+  process.stderr.write(`muster: inspector at ${url}${opts.stately ? ` (Stately events on ${url}stately)` : ""}; Ctrl-C stops it\n`);
+  await new Promise<void>((done) => {
+    const stop = () => void inspector.stop().finally(done);
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });

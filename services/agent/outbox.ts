@@ -25,6 +25,8 @@ export interface RetryOptions {
 /** The retry backoff bounds, ms. */
 export const RETRY_MIN_DELAY_MS = 100;
 export const RETRY_MAX_DELAY_MS = 2_000;
+/** How often a publish waiting for the connection checks it, ms. */
+const DISCONNECTED_POLL_MS = 50;
 
 /** Publishes one message until JetStream acknowledges it (a duplicate counts); false when aborted or given up. */
 export async function publishUntilAcked(
@@ -39,6 +41,15 @@ export async function publishUntilAcked(
   let failingConnectedMs = 0;
   for (let attempt = 1; ; attempt++) {
     if (opts.signal.aborted) return false;
+    // A request made while disconnected is never answered (nats.js drops what it buffered when it
+    // reconnects), so it could only time out after ackTimeoutMs: wait for the connection instead.
+    while (opts.isConnected?.() === false) {
+      try {
+        await delay(DISCONNECTED_POLL_MS, undefined, { signal: opts.signal });
+      } catch {
+        return false;
+      }
+    }
     const began = Date.now();
     try {
       await js.publish(subject, data, msgID === undefined ? { timeout: opts.ackTimeoutMs } : { msgID, timeout: opts.ackTimeoutMs });

@@ -5,7 +5,7 @@
  * notification and the final summary, and persists every job before acknowledging its events.
  * Every mutation runs through one serial queue, so the machines see one event at a time.
  */
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { createActor, type Actor } from "xstate";
 import { nodeMachine, nodeNextDeadline, type NodeEffect, type NodeEvent, type NodeStateName } from "../../machines/node.machine.js";
@@ -69,6 +69,8 @@ export interface Supervisor {
 /** Tasks listed in a job view at most; larger steps give groups only. */
 const VIEW_TASK_LIMIT = 10_000;
 const CONSUMER = "supervisor";
+/** How long a node's `bye` waits for the task events stored before it, at most, ms. */
+const BYE_EVENTS_WAIT_MS = 5_000;
 
 type NodeActor = Actor<typeof nodeMachine>;
 
@@ -96,6 +98,11 @@ class SupervisorService implements Supervisor {
   private stopping = false;
   private consumerLoop: Promise<void> | undefined;
   private stopConsumer: (() => void) | undefined;
+  private jsm!: JetStreamManager;
+  /** The highest EVENTS stream sequence processed. */
+  private eventsSeq = 0;
+  /** Nodes that said `bye`: their remaining tasks are lost once the events stored before the bye were processed. */
+  private readonly byes: { node: string; epoch: string; at: number; untilSeq: number; deadline: number }[] = [];
 
   constructor(private readonly opts: SupervisorOptions) {
     this.cfg = opts.config;
@@ -105,7 +112,9 @@ class SupervisorService implements Supervisor {
 
   async start(): Promise<void> {
     this.nc = await connectNats(this.cfg, { name: "muster-supervisor" });
+    void this.watchConnection(this.nc);
     const jsm = await jetstreamManager(this.nc);
+    this.jsm = jsm;
     const streamOpts = { replicas: this.cfg.replicas, retentionSeconds: this.cfg.historyRetentionSeconds };
     await ensureStreams(jsm, this.subjects, streamOpts);
     this.js = jetstream(this.nc);
@@ -631,11 +640,19 @@ class SupervisorService implements Supervisor {
 
   private async consumeEvents(jsm: Awaited<ReturnType<typeof jetstreamManager>>): Promise<void> {
     const stream = this.subjects.streams.events.name;
-    await jsm.consumers
-      .add(stream, { durable_name: CONSUMER, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, max_ack_pending: 20_000, ack_wait: 30_000_000_000 })
-      .catch(async (err: Error) => {
-        if (!/already in use|exists/i.test(err.message)) throw err;
-      });
+    const durable = { durable_name: CONSUMER, ack_policy: AckPolicy.Explicit, max_ack_pending: 20_000, ack_wait: 30_000_000_000 };
+    await jsm.consumers.add(stream, { ...durable, deliver_policy: DeliverPolicy.All }).catch(async (err: Error) => {
+      if (!/already in use|exists/i.test(err.message)) throw err;
+    });
+    // Events a previous incarnation took but never acknowledged (it died before persisting them) would
+    // come back only after ack_wait, behind newer events, and be skipped as at or below their job's
+    // sequence: lost. Restart the durable right after its ack floor so they come back now, in order.
+    const info = await jsm.consumers.info(stream, CONSUMER);
+    if (info.num_ack_pending > 0) {
+      this.log.info({ ackFloor: info.ack_floor.stream_seq, unacked: info.num_ack_pending }, "events.redeliver_unacked");
+      await jsm.consumers.delete(stream, CONSUMER);
+      await jsm.consumers.add(stream, { ...durable, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: info.ack_floor.stream_seq + 1 });
+    }
     const consumer = await this.js.consumers.get(stream, CONSUMER);
     const messages = await consumer.consume({ max_messages: 2000 });
     this.stopConsumer = () => void messages.close();
@@ -708,6 +725,8 @@ class SupervisorService implements Supervisor {
     for (const [host, steps] of byStep) {
       for (const [stepId, events] of steps) host.sendStep(stepId, { type: "TASKS", events });
     }
+    for (const m of batch) if (m.seq > this.eventsSeq) this.eventsSeq = m.seq;
+    if (this.byes.length) this.releaseByes(now);
     await this.settle();
     for (const m of batch) if (!done.has(m)) m.ack();
     this.log.debug({ events: batch.length, ms: Date.now() - now }, "events.batch");
@@ -737,7 +756,7 @@ class SupervisorService implements Supervisor {
     for (let guard = 0; guard < 10_000 && (this.effects.length || this.nodeEffects.length); guard++) {
       const ne = this.nodeEffects.shift();
       if (ne) {
-        this.applyNodeEffect(ne);
+        await this.applyNodeEffect(ne);
         continue;
       }
       const e = this.effects.shift()!;
@@ -843,22 +862,47 @@ class SupervisorService implements Supervisor {
     }
   }
 
-  private applyNodeEffect(e: NodeEffect): void {
+  private async applyNodeEffect(e: NodeEffect): Promise<void> {
     switch (e.type) {
       case "reportStale":
         this.log.warn({ ...e.params }, "node.stale_event");
         return;
       case "nodeLost":
+        this.log.warn({ ...e.params }, "node.lost");
+        this.loseTasks(e.params.node, e.params.epoch, e.params.at);
+        return;
       case "nodeOffline": {
-        const at = e.params.at;
-        this.log.warn({ ...e.params }, e.type === "nodeLost" ? "node.lost" : "node.offline");
-        for (const host of this.jobs.values()) {
-          for (const [stepId, actor] of host.steps) {
-            if (actor.getSnapshot().context.placement.some((p) => p.node === e.params.node && p.epoch === e.params.epoch)) {
-              host.sendStep(stepId, { type: "NODE_LOST", node: e.params.node, epoch: e.params.epoch, at });
-              this.touched.add(host.id);
-            }
-          }
+        this.log.warn({ ...e.params }, "node.offline");
+        // The agent stored its tasks' task.ended before its bye (one ordered outbox), but the bye comes
+        // on a core subscription and can overtake them on the durable consumer: the node's remaining
+        // tasks are lost only once the events stored before the bye were processed (or after 5 s).
+        const untilSeq = await this.jsm.streams
+          .info(this.subjects.streams.events.name)
+          .then((i) => i.state.last_seq)
+          .catch(() => 0);
+        if (untilSeq > this.eventsSeq) this.byes.push({ ...e.params, untilSeq, deadline: Date.now() + BYE_EVENTS_WAIT_MS });
+        else this.loseTasks(e.params.node, e.params.epoch, e.params.at);
+      }
+    }
+  }
+
+  /** Applies the byes whose preceding task events were processed, or that waited long enough. */
+  private releaseByes(now: number): void {
+    for (let i = this.byes.length - 1; i >= 0; i--) {
+      const b = this.byes[i]!;
+      if (this.eventsSeq < b.untilSeq && now < b.deadline) continue;
+      this.byes.splice(i, 1);
+      this.loseTasks(b.node, b.epoch, b.at);
+    }
+  }
+
+  /** The live tasks of a node incarnation that is gone become node_lost (or killed, unconfirmed, when being stopped). */
+  private loseTasks(node: string, epoch: string, at: number): void {
+    for (const host of this.jobs.values()) {
+      for (const [stepId, actor] of host.steps) {
+        if (actor.getSnapshot().context.placement.some((p) => p.node === node && p.epoch === epoch)) {
+          host.sendStep(stepId, { type: "NODE_LOST", node, epoch, at });
+          this.touched.add(host.id);
         }
       }
     }
@@ -1006,10 +1050,29 @@ class SupervisorService implements Supervisor {
     }
   }
 
+  /** While the supervisor's own connection is down it hears no heartbeat: that says nothing about the nodes. */
+  private natsDown = false;
+  /** After a reconnect, nodes get a full nodeTimeout to be heard again before missed heartbeats count. */
+  private nodeGraceUntil = 0;
+
+  private async watchConnection(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect") {
+        this.natsDown = true;
+        this.log.warn({ server: s.server }, "nats.disconnected");
+      } else if (s.type === "reconnect") {
+        this.natsDown = false;
+        this.nodeGraceUntil = Date.now() + this.cfg.nodeTimeoutSeconds * 1000;
+        this.log.info({ server: s.server }, "nats.reconnected");
+      }
+    }
+  }
+
   private async tick(): Promise<void> {
     const now = Date.now();
+    if (this.byes.length) this.releaseByes(now);
     await this.purgeHistory(now);
-    for (const [node, actor] of this.nodes) {
+    for (const [node, actor] of this.natsDown || now < this.nodeGraceUntil ? [] : this.nodes) {
       const snap = actor.getSnapshot();
       const due = nodeNextDeadline(snap.value as NodeStateName, snap.context);
       if (due !== undefined && due <= now) this.nodeEvent(node, { type: "TICK", now });

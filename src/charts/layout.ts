@@ -272,6 +272,7 @@ export function layoutChart(model: ChartModel): ChartLayout {
   // Columns: widths from the widest state, gaps wide enough for the labels drawn in them.
   const colW = layers.map((l) => Math.max(0, ...l.map((v) => v.w)));
   const gapW = Array.from({ length: Math.max(0, nLayers - 1) }, () => MIN_COL_GAP);
+  const adjacentInColumn = (d: DrawnEdge) => Math.abs(vertices.get(d.source)!.order - vertices.get(d.target)!.order) === 1;
   const flatBulge = (d: DrawnEdge) => 22 + 14 * Math.abs(vertices.get(d.source)!.order - vertices.get(d.target)!.order);
   const extraRight = Array.from({ length: nLayers }, () => 0);
   for (const d of drawn.values()) {
@@ -333,6 +334,10 @@ export function layoutChart(model: ChartModel): ChartLayout {
   const initialV = vertices.get(model.initial)!;
   addPort(model.initial, "L", "initial", centerY(initialV));
   for (const d of drawn.values()) {
+    if (d.kind === "flat" && !adjacentInColumn(d)) {
+      addPort(d.source, "R", `out:${d.target}`, centerY(vertices.get(d.target)!));
+      addPort(d.target, "R", `in:${d.source}`, centerY(vertices.get(d.source)!));
+    }
     if (d.kind !== "forward" && d.kind !== "backward") continue;
     const first = vertices.get(d.chain[1]!)!;
     const last = vertices.get(d.chain[d.chain.length - 2]!)!;
@@ -407,10 +412,8 @@ export function layoutChart(model: ChartModel): ChartLayout {
       } else {
         // Further apart: an arc out to the right of the column.
         const bulge = flatBulge(d) + (t.y > s.y ? 0 : 7);
-        const x1 = s.x + s.w;
-        const x2 = t.x + t.w;
-        const y1 = centerY(s) + (t.y > s.y ? 6 : -6);
-        const y2 = centerY(t) + (t.y > s.y ? -6 : 6);
+        const { x: x1, y: y1 } = port(d.source, "R", `out:${d.target}`);
+        const { x: x2, y: y2 } = port(d.target, "R", `in:${d.source}`);
         const xr = Math.max(x1, x2) + bulge;
         path = `M${fmt(x1)},${fmt(y1)} C${fmt(xr)},${fmt(y1)} ${fmt(xr)},${fmt(y2)} ${fmt(x2)},${fmt(y2)}`;
         labelPoint = { x: Math.max(x1, x2) + bulge * 0.75 + 4, y: (y1 + y2) / 2 };

@@ -23,13 +23,14 @@ const COLORS = {
 
 const TITLE_H = 24;
 const NOTE_H = 16;
+const VIA_NOTE = "\"via X\" above a state: the arrows into it that carry no label are taken on X";
 
 /** Renders the chart as a standalone SVG document. */
 export function renderSvg(model: ChartModel, options: RenderOptions = {}): string {
   const layout = layoutChart(model);
-  const note = everywhereNote(model);
-  const headerH = TITLE_H + (note ? NOTE_H : 0) + 6;
-  const noteW = note ? labelWidth(note) + 48 : 0;
+  const notes = [everywhereNote(model), layout.states.some((p) => p.via.length) ? VIA_NOTE : undefined].filter((n): n is string => n !== undefined);
+  const headerH = TITLE_H + notes.length * NOTE_H + 6;
+  const noteW = Math.max(0, ...notes.map((n) => labelWidth(n) + 48));
   const width = Math.ceil(Math.max(layout.width, noteW, 200));
   const height = layout.height + headerH;
   const dx = -layout.origin.x;
@@ -42,7 +43,7 @@ export function renderSvg(model: ChartModel, options: RenderOptions = {}): strin
     `<title>${xmlEscape(`${model.id} state chart`)}</title>`,
     "<style>",
     `.state.active rect.box { fill: ${COLORS.active.fill}; stroke: ${COLORS.active.stroke}; stroke-width: 3; }`,
-    ".state.active text { font-weight: bold; }",
+    ".state.active text.name { font-weight: bold; }",
     "</style>",
     "<defs>",
     `<marker id="${marker}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">`,
@@ -52,7 +53,9 @@ export function renderSvg(model: ChartModel, options: RenderOptions = {}): strin
     `<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text x="12" y="20" font-size="15" font-weight="bold" fill="${COLORS.text}">${xmlEscape(`${model.id} machine`)}</text>`,
   );
-  if (note) out.push(`<text class="note" x="12" y="${TITLE_H + 12}" font-size="${FONT.label}" font-style="italic" fill="${COLORS.label}">${xmlEscape(note)}</text>`);
+  notes.forEach((note, i) => {
+    out.push(`<text class="note" x="12" y="${TITLE_H + 12 + i * NOTE_H}" font-size="${FONT.label}" font-style="italic" fill="${COLORS.label}">${xmlEscape(note)}</text>`);
+  });
   out.push(`<g transform="translate(${fmt(dx)},${fmt(dy)})">`);
 
   // Edges first, so states and labels sit on top of them.
@@ -79,11 +82,11 @@ export function renderSvg(model: ChartModel, options: RenderOptions = {}): strin
       out.push(`<rect class="inner" x="${fmt(x + 4)}" y="${fmt(y + 4)}" width="${fmt(w - 8)}" height="${fmt(h - 8)}" rx="7" ry="7" fill="none" stroke="${colors.stroke}" stroke-width="1.2"/>`);
     }
     out.push(
-      `<text x="${fmt(x + w / 2)}" y="${fmt(y + h / 2 + FONT.state * 0.35)}" font-size="${FONT.state}" text-anchor="middle" fill="${COLORS.text}"${isActive ? ' font-weight="bold"' : ""}>${xmlEscape(p.state.key)}</text>`,
+      `<text class="name" x="${fmt(x + w / 2)}" y="${fmt(y + h / 2 + FONT.state * 0.35)}" font-size="${FONT.state}" text-anchor="middle" fill="${COLORS.text}"${isActive ? ' font-weight="bold"' : ""}>${xmlEscape(p.state.key)}</text>`,
     );
     p.via.forEach((label, i) => {
       const ly = y - 6 - p.loopSpace - (p.via.length - 1 - i) * 16;
-      out.push(`<text class="via" x="${fmt(x)}" y="${fmt(ly)}" font-size="${FONT.label}" font-style="italic" fill="${COLORS.label}">via ${xmlEscape(label)}</text>`);
+      out.push(`<text class="via" x="${fmt(x)}" y="${fmt(ly)}" font-size="${FONT.label}" font-style="italic" fill="${COLORS.label}" stroke="#ffffff" stroke-width="3" paint-order="stroke">via ${xmlEscape(label)}</text>`);
     });
     out.push("</g>");
   }

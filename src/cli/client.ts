@@ -1,5 +1,6 @@
 /** The CLI's side of the control protocol: connect, send a request, unwrap the reply. */
-import { jetstream, DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { setTimeout as delay } from "node:timers/promises";
+import { jetstream, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Config } from "../config.js";
 import { MusterError } from "../errors.js";
@@ -44,16 +45,67 @@ export class Client {
     return parsed.value.data;
   }
 
-  /** Follows every message of a stream filtered to `subject` from the start, in order. */
+  /**
+   * Follows every message of a stream filtered to `subject` from the start, in order, across NATS
+   * restarts. nats.js 3.4 recreates an ordered consumer after a reconnect, but miscounts its pending
+   * pulls and then stalls until two idle heartbeats are missed (30 s by default); so on a reconnect,
+   * a recreation or a failure the follower opens a fresh ordered consumer after the last message it
+   * delivered (retrying while JetStream does not answer).
+   */
   async follow(stream: string, subject: string, onMessage: (m: JsMsg) => void | boolean): Promise<{ stop(): void; done: Promise<void> }> {
-    const consumer = await this.js.consumers.get(stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
-    const messages = await consumer.consume();
-    const done = (async () => {
-      for await (const m of messages) {
-        if (onMessage(m) === false) break;
+    let nextSeq = 0;
+    let stopped = false;
+    const open = async (): Promise<ConsumerMessages> => {
+      const from = nextSeq === 0 ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: nextSeq };
+      const consumer = await this.js.consumers.get(stream, { filter_subjects: subject, ...from });
+      const messages = await consumer.consume();
+      void (async () => {
+        for await (const s of messages.status()) if (s.type === "ordered_consumer_recreated") void messages.close();
+      })();
+      return messages;
+    };
+    let current = await open();
+    void (async () => {
+      for await (const s of this.nc.status()) {
+        if (stopped) break;
+        if (s.type === "reconnect") void current.close();
       }
     })();
-    return { stop: () => void messages.close(), done };
+    const done = (async () => {
+      try {
+        while (!stopped) {
+          try {
+            for await (const m of current) {
+              nextSeq = m.seq + 1;
+              if (onMessage(m) === false) {
+                stopped = true;
+                break;
+              }
+            }
+          } catch {
+            // the consumer failed: open another one
+          }
+          while (!stopped && !this.nc.isClosed()) {
+            try {
+              current = await open();
+              break;
+            } catch {
+              await delay(250);
+            }
+          }
+          if (this.nc.isClosed()) break;
+        }
+      } finally {
+        void current.close();
+      }
+    })();
+    return {
+      stop: () => {
+        stopped = true;
+        void current.close();
+      },
+      done,
+    };
   }
 
   /** Closes the connection. */

@@ -13,6 +13,7 @@ import { RUN_OPTIONS, buildSubmit, runCommand } from "./commands/run.js";
 import { renderJob, summaryLines } from "./render.js";
 import { BATCH_OPTIONS, batchCommand, buildBatchSubmit } from "./commands/batch.js";
 import { HISTORY_OPTIONS, QUEUE_OPTIONS, historyOutput, queueOutput } from "./commands/tables.js";
+import { CHART_OPTIONS, chartCommand, parseChartArgs } from "./commands/chart.js";
 
 /** Version printed by `muster --version`. */
 export const VERSION = "0.1.0";
@@ -52,6 +53,20 @@ export const COMMANDS: Readonly<Record<string, CommandDef>> = {
     ],
   },
   nodes: { summary: "list nodes and their state (like sinfo)", usage: "muster nodes [--json]", options: [JSON_OPT] },
+  chart: {
+    summary: "print a machine's state chart, or a job's, step's or task's with its current state lit",
+    usage: "muster chart job|step|task|node [--format mermaid|svg|dot|json|text] | muster chart --job ID [--step S [--rank R]] [--format text|svg|...]",
+    options: CHART_OPTIONS,
+  },
+  inspect: {
+    summary: "serve a local web page showing jobs, their state charts, events and a replay scrubber",
+    usage: "muster inspect [--port P] [--host ADDR] [--stately]",
+    options: [
+      { name: "port", type: "int", arg: "P", help: "TCP port (default 8422; 0 picks a free one); the URL is printed on stdout" },
+      { name: "host", type: "string", arg: "ADDR", help: "address to listen on (default 127.0.0.1)" },
+      { name: "stately", type: "boolean", help: "also serve XState inspection events for Stately's inspector on /stately (SSE)" },
+    ],
+  },
   up: {
     summary: "start a local cluster: NATS (if none answers), a supervisor and agents",
     usage: "muster up [--agents N] [--demo]",
@@ -250,6 +265,11 @@ async function dispatch(
         }
         return 0;
       });
+    }
+    case "chart": {
+      const request = parseChartArgs(args);
+      if (request.kind === "machine") return chartCommand(request, () => Promise.reject(new Error("no job")), out);
+      return withClient(config, (c) => chartCommand(request, async (job) => (await c.request("query", { type: "query", v: 1, what: "job", job })) as JobView, out));
     }
     default:
       throw new MusterError("USAGE", `"${name}" is a service command: run it through the muster binary`);

@@ -372,6 +372,11 @@ describe("after all that garbage", () => {
     expect([view.state, view.reason, view.exitCode]).toEqual(["FAILED", "NonZeroExitCode", "2:0"]);
     expect(view.steps[0].tasks.map((t: { exitCode: string }) => t.exitCode)).toEqual(["0:0", "1:0", "2:0"]);
     expect(await allJobIds()).toEqual([...jobsBefore, job].sort());
+    // Another user's job: refused; a finished job cannot be signalled; an unknown step is named.
+    expectError(await ctl("kill", { type: "kill", v: 1, job }, "mallory"), "FORBIDDEN", /alice/);
+    expectError(await ctl("query", { type: "query", v: 1, what: "job", job }, "mallory"), "FORBIDDEN");
+    expectError(await ctl("signal", { type: "signal", v: 1, job, signal: 10 }), "NOT_RUNNING");
+    expectError(await ctl("kill", { type: "kill", v: 1, job, step: 7 }), "UNKNOWN_STEP", /7/);
     expect(c.supervisor.exitCode).toBeNull();
   });
 });

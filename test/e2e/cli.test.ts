@@ -66,7 +66,7 @@ describe("usage errors: one line naming the bad argument, exit status 2", () => 
   for (const [args, message] of cases) {
     it(`muster ${args.join(" ")}`, async () => {
       // Usage errors come before any connection: even with NATS unreachable they are exit 2.
-      for (const env of [{}, { NATS_URL: "nats://127.0.0.1:1" }]) {
+      for (const env of [{}, { NATS_URL: "nats://127.0.0.1:1" }] as Record<string, string>[]) {
         const r = await c.muster(args, { env, timeoutMs: 15_000 });
         expect(r.code, r.stderr).toBe(2);
         expect(oneErrorLine(r)).toMatch(message);

@@ -143,6 +143,12 @@ describe("an agent frozen with SIGSTOP", () => {
       timeoutMs: 10_000,
       message: `event.ignored stale_epoch in the supervisor log:\n${cl.logs("supervisor").split("\n").filter((l) => l.includes("ignored") || l.includes("after_job_end")).join("\n")}`,
     });
+    const dlq = await waitFor(async () => {
+      const jsm = await jetstreamManager(await cl.connection());
+      const m = await jsm.streams.getMessage(`${cl.prefix.toUpperCase()}_DLQ`, { last_by_subj: `${cl.prefix}.dlq.supervisor` });
+      return m?.json<{ reason: string; message: string }>();
+    });
+    expect(dlq).toMatchObject({ reason: "STALE_EPOCH", message: "ENDED for rank 0: stale_epoch" });
     const v = await cl.showJob(job);
     expect(v.steps[0].tasks.find((t: any) => t.rank === 0)).toMatchObject({ state: "nodeLost", outcome: { kind: "node_lost" } });
     expect((await cl.muster(["kill", job])).code).toBe(0);

@@ -76,6 +76,15 @@ function pidsWithPrefix(prefix: string): number[] {
   return out;
 }
 
+/** The last lines of every log `up` wrote, for a failure message. */
+function logTails(cwd: string): string {
+  const dir = join(cwd, ".muster", "logs");
+  if (!existsSync(dir)) return "(no .muster/logs)";
+  return readdirSync(dir)
+    .map((f) => `--- ${f}\n${readFileSync(join(dir, f), "utf8").split("\n").slice(-8).join("\n")}`)
+    .join("\n");
+}
+
 interface Up {
   readonly pid: number;
   stderr(): string;
@@ -124,7 +133,7 @@ describe("muster up", () => {
     const prefix = uniquePrefix("up_demo");
     const { up, cwd } = await startUp(["--demo"], `nats://127.0.0.1:${port}`, prefix);
     const r = await within(up, 90_000);
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.code, `${r.stderr}\n${logTails(cwd)}`).toBe(0);
     expect(r.stderr).toMatch(/started nats-server/);
     expect(r.stderr).toMatch(new RegExp(`local cluster up: NATS nats://127\\.0\\.0\\.1:${port} \\(started here`));
     expect(r.stderr).toContain("Task Exit Code Summary");
@@ -152,7 +161,7 @@ describe("muster up", () => {
       const prefix = uniquePrefix("up_reuse");
       const { up, cwd } = await startUp(["--demo"], nats.url, prefix);
       const r = await within(up, 90_000);
-      expect(r.code, r.stderr).toBe(0);
+      expect(r.code, `${r.stderr}\n${logTails(cwd)}`).toBe(0);
       expect(r.stderr).toMatch(/already running/);
       expect(r.stderr).not.toMatch(/started nats-server/);
       expect(r.stderr).toMatch(/node-\d+: task 5: Exited with exit code 3/);
@@ -165,8 +174,13 @@ describe("muster up", () => {
   it("without --demo runs until SIGINT, then exits 0 within 15 s and leaves nothing running", async () => {
     const port = await freePort();
     const prefix = uniquePrefix("up_sigint");
-    const { up } = await startUp(["--agents", "3"], `nats://127.0.0.1:${port}`, prefix);
-    await waitFor(() => up.stderr().includes("local cluster up"), { timeoutMs: 60_000, intervalMs: 100, message: `"local cluster up" in:\n${up.stderr()}` });
+    const { up, cwd } = await startUp(["--agents", "3"], `nats://127.0.0.1:${port}`, prefix);
+    let exited = false;
+    void up.done.then(() => (exited = true));
+    await waitFor(() => exited || up.stderr().includes("local cluster up"), { timeoutMs: 60_000, intervalMs: 100 }).catch(() => undefined);
+    if (!up.stderr().includes("local cluster up")) {
+      throw new Error(`"local cluster up" not in stderr (exited: ${exited}):\n${up.stderr()}\n${logTails(cwd)}`);
+    }
     expect(up.stderr()).toMatch(/agents node-1\.\.node-3/);
     expect(up.stderr()).toMatch(/Ctrl-C/);
     // Started: nats-server, a supervisor and three agents.
