@@ -75,7 +75,7 @@ function summaryOf(v: JobView): JobSummary {
     state: v.state,
     reason: v.reason,
     exitCode: v.exitCode,
-    ntasks: v.steps.reduce((n, s) => n + s.ntasks, 0),
+    ntasks: v.ntasks,
     submittedAt: v.submittedAt,
     endedAt: v.endedAt,
     at: v.endedAt ?? v.startedAt ?? v.submittedAt,
@@ -190,8 +190,22 @@ class InspectorService implements Inspector {
     return (await this.client.request("query", { type: "query", v: 1, what, job })) as T;
   }
 
-  private jobView(job: string): Promise<JobView> {
-    return this.query<JobView>("job", job);
+  /**
+   * A job's view with its tasks; when the supervisor cannot send that (a reply over NATS's 1 MiB
+   * for a step of about 10,000 tasks), the view without tasks from the job lists.
+   */
+  private async jobView(job: string): Promise<JobView> {
+    try {
+      return await this.query<JobView>("job", job);
+    } catch (err) {
+      const f = toFailure(err);
+      if (f.code !== "INTERNAL" && f.code !== "PAYLOAD_TOO_LARGE") throw err;
+      const [live, done] = await Promise.all([this.query<JobView[]>("jobs"), this.query<JobView[]>("history")]);
+      const found = [...live, ...done].find((v) => v.jobId === job);
+      if (!found) throw err;
+      this.log.debug({ job, reason: f.message }, "inspector.view_without_tasks");
+      return found;
+    }
   }
 
   private async nodeEpochs(): Promise<Record<string, string>> {

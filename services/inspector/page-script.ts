@@ -255,7 +255,7 @@ export const PAGE_SCRIPT = String.raw`
   }
   function summaryOfView(v) {
     return { jobId: v.jobId, name: v.name, user: v.user, state: v.state, reason: v.reason, exitCode: v.exitCode,
-      ntasks: v.steps.reduce(function (n, s) { return n + s.ntasks; }, 0), submittedAt: v.submittedAt, endedAt: v.endedAt,
+      ntasks: v.ntasks, submittedAt: v.submittedAt, endedAt: v.endedAt,
       at: v.endedAt || v.startedAt || v.submittedAt };
   }
 
@@ -294,6 +294,8 @@ export const PAGE_SCRIPT = String.raw`
       $("#chart-step-caption").textContent = "step " + v.jobId + "." + step.stepId + ": " + active.join(",") + " (" + step.state + ")";
       drawGrid(step.ntasks, step.groups, "live", null);
       $("#grid-title").textContent = "Tasks of step " + v.jobId + "." + step.stepId + " (" + step.ntasks + ")";
+    } else {
+      $("#grid-title").textContent = "No step yet: the job is " + v.state + " (Reason=" + v.reason + ")";
     }
     updateScrubber();
   }

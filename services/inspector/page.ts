@@ -23,12 +23,14 @@ header .meta { color:#bcccdc; font-size:12px; }
 header .conn { margin-left:auto; font-size:12px; display:flex; align-items:center; gap:6px; }
 header .dot { width:10px; height:10px; border-radius:50%; background:#e53935; display:inline-block; }
 header .conn[data-connected="1"] .dot { background:#43a047; }
-main { display:grid; grid-template-columns: minmax(300px, 380px) 1fr; gap:12px; padding:12px; align-items:start; }
+main { display:grid; grid-template-columns: minmax(340px, 440px) minmax(0, 1fr); gap:12px; padding:12px; align-items:start; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:10px 12px; }
 h2 { font-size:15px; margin:0 0 8px; }
 h3 { font-size:13px; margin:10px 0 6px; color:var(--muted); text-transform:uppercase; letter-spacing:.04em; }
 table { border-collapse:collapse; width:100%; }
 th, td { text-align:left; padding:3px 6px; border-bottom:1px solid var(--line); white-space:nowrap; }
+#jobs-card { overflow-x:auto; }
+#jobs td, #jobs th { padding:3px 4px; font-size:13px; }
 th { font-size:12px; color:var(--muted); font-weight:600; }
 #jobs tbody tr { cursor:pointer; }
 #jobs tbody tr:hover { background:#eef4fb; }
@@ -43,7 +45,8 @@ th { font-size:12px; color:var(--muted); font-weight:600; }
 .row { display:flex; gap:12px; flex-wrap:wrap; align-items:flex-start; }
 .chart { background:#fff; border:1px solid var(--line); border-radius:6px; padding:4px; overflow:auto; max-width:100%; }
 .chart svg { display:block; max-width:100%; height:auto; }
-.charts { display:grid; grid-template-columns: 1fr 1fr; gap:8px; }
+.charts { display:flex; flex-wrap:wrap; gap:8px; align-items:flex-start; }
+.charts > div { flex:0 1 auto; max-width:100%; }
 .charts .caption { font-size:12px; color:var(--muted); margin:2px 0 4px; }
 #notice { border-left:4px solid var(--bad); background:#fff5f5; }
 #notice pre, #summary pre { margin:6px 0 0; font:12px/1.35 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; white-space:pre-wrap; }
@@ -82,6 +85,7 @@ export function pageHtml(opts: PageOptions): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>muster inspector</title>
 <style>${STYLE}</style>
 </head>

@@ -205,7 +205,7 @@ async function rawStorm(req: { subject: string; count: number; template: Record<
     nodes.map(async (n, i) => {
       const items: Pub[] = [];
       for (let k = i * per; k < Math.min(req.count, (i + 1) * per); k++) {
-        const body = { ...req.template, rank: k, id: `s${k}`, at: Date.now(), last: req.lastMarker && k === req.count - 1 ? true : undefined };
+        const body = { ...req.template, rank: k, id: `s${k}`, at: Date.now() };
         items.push({ subject: `${req.subject}.${k}`, data: enc.encode(JSON.stringify(body)) });
       }
       await publishAll(n.js, items, window);
@@ -213,7 +213,7 @@ async function rawStorm(req: { subject: string; count: number; template: Record<
   );
   if (req.lastMarker) {
     // The marker goes last, after every node's part was stored.
-    const body = { ...req.template, id: "stormdone", last: true };
+    const body = { ...req.template, last: true };
     await nodes[0]!.js.publish(`${req.subject}.last`, enc.encode(JSON.stringify(body)));
   }
   return { ms: performance.now() - t0 };

@@ -102,7 +102,8 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
   const reply = (await client.request("submit", submit)) as { job: string; step: number; placement?: { node: string; ranks: string }[]; state?: string };
   const job = reply.job;
   if (args.options.verbose) {
-    io.stderr(`muster: job ${job}: ${submit.ntasks} ${submit.ntasks === 1 ? "task" : "tasks"} on ${(reply.placement ?? []).map((p) => `${p.node}[${p.ranks}]`).join(",")}\n`);
+    const where = reply.placement?.length ? `on ${reply.placement.map((p) => `${p.node}[${p.ranks}]`).join(",")}` : "pending";
+    io.stderr(`muster: job ${job}: ${submit.ntasks} ${submit.ntasks === 1 ? "task" : "tasks"} ${where}\n`);
   }
   if (reply.state === "PENDING") io.stderr(`muster: job ${job} queued and waiting for resources\n`);
   const label = submit.label;
@@ -134,6 +135,7 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
 
   let summary: StepSummary | undefined;
   let firstFailureShown = false;
+  let jobEnd: string | undefined;
   let resolveEnd!: () => void;
   const ended = new Promise<void>((r) => (resolveEnd = r));
   const exitCodesSubject = client.subjects.job.exitCodes(job, reply.step);
@@ -149,7 +151,10 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
       return;
     }
     const p = parseMessage(JobStateMessageSchema, m.data, m.subject);
-    if (p.ok && p.value.step === reply.step && ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"].includes(p.value.state)) {
+    if (!p.ok || !["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"].includes(p.value.state)) return;
+    // The step's end; or the job's, which comes without one when the job was cancelled while PENDING.
+    if (p.value.step === reply.step || p.value.step === undefined) {
+      if (p.value.step === undefined) jobEnd = p.value.state;
       resolveEnd();
       return false;
     }
@@ -185,7 +190,7 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
     }
     ioFollow.stop();
     if (!s) {
-      io.stderr(`muster: error: job ${job} ended without a step summary\n`);
+      io.stderr(`muster: error: job ${job} ${jobEnd === "CANCELLED" ? "was cancelled before it started" : "ended without a step summary"}\n`);
       return 1;
     }
     for (const l of errorLines(s)) io.stderr(`muster: error: ${l}\n`);

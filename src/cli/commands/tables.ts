@@ -15,11 +15,9 @@ interface Row {
 
 type Field = { readonly header: string; readonly width: number; readonly get: (r: Row, now: number) => string };
 
+/** UTC, to the second, as `show job` prints it. */
 function time(ms: number | undefined): string {
-  if (ms === undefined) return "Unknown";
-  const d = new Date(ms);
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  return ms === undefined ? "Unknown" : new Date(ms).toISOString().replace(/\.\d+Z$/, "");
 }
 
 /** Slurm's elapsed form: `MM:SS`, `HH:MM:SS`, `D-HH:MM:SS`. */
@@ -93,7 +91,8 @@ function parseFields(spec: string | undefined, dflt: readonly string[], command:
 export function parseSince(text: string, now: number): number {
   const rel = /^-(\d+)([smhd])$/.exec(text.trim());
   if (rel) return now - Number(rel[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[rel[2] as "s" | "m" | "h" | "d"];
-  const t = Date.parse(text);
+  // A date/time without a zone is UTC, like the times history prints (Date.parse would take it as local time).
+  const t = Date.parse(/T\d\d:\d\d(:\d\d(\.\d+)?)?$/.test(text.trim()) ? `${text.trim()}Z` : text);
   if (Number.isNaN(t)) throw new MusterError("USAGE", `history: option --since: bad time "${text}" (ISO date/time, or -30m, -2h, -1d)`);
   return t;
 }
