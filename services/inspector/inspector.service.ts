@@ -15,7 +15,7 @@ import type { Config } from "../../src/config.js";
 import { MusterError, toFailure } from "../../src/errors.js";
 import type { Logger } from "../../src/logger.js";
 import { isToken, type JobView, type NodeView, type StepExitCodesMessage } from "../../src/protocol/index.js";
-import { loadJobRecord, parseJobMessage, parseTaskEvent, type JobRecord } from "./history.js";
+import { loadJobRecord, parseJobMessage, parseTaskEvent, type JobRecord, type RecordedTaskEvent } from "./history.js";
 import { JobMirrors } from "./mirror.js";
 import { pageHtml, PAGE_SCRIPT } from "./page.js";
 import { JobReplay } from "./replay.js";
@@ -92,7 +92,8 @@ class InspectorService implements Inspector {
   private readonly charts = new Map<string, ChartModel>();
   private readonly bridge: StatelyBridge | undefined;
   private readonly mirrors: JobMirrors | undefined;
-  private readonly mirroring = new Set<string>();
+  /** Jobs whose mirror is being built, with the task events that arrived meanwhile. */
+  private readonly mirroring = new Map<string, RecordedTaskEvent[]>();
   private readonly page: string;
   private readonly csp: string;
   private stopped = false;
@@ -112,7 +113,12 @@ class InspectorService implements Inspector {
   async start(): Promise<string> {
     this.client = await Client.open(this.opts.config, "muster-inspector");
     await this.followJobs();
-    if (this.mirrors) await this.followEventsForMirrors();
+    if (this.mirrors) {
+      await this.followEventsForMirrors();
+      // Jobs already running are mirrored from what was recorded of them; new ones as they appear.
+      const live = await this.query<JobView[]>("jobs").catch(() => [] as JobView[]);
+      for (const v of live) void this.mirror(v.jobId);
+    }
     const server = createServer((req, res) => void this.handle(req, res));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -168,17 +174,23 @@ class InspectorService implements Inspector {
     void (async () => {
       for await (const m of messages) {
         const event = parseTaskEvent(m);
-        if (event) this.mirrors!.event({ seq: m.seq, event });
+        if (!event) continue;
+        // Events that arrive while a job's record is being read are applied once its mirror exists.
+        const waiting = this.mirroring.get(event.job);
+        if (waiting) waiting.push({ seq: m.seq, event });
+        else this.mirrors!.event({ seq: m.seq, event });
       }
     })();
   }
 
   private async mirror(job: string): Promise<void> {
     if (this.mirroring.has(job)) return;
-    this.mirroring.add(job);
+    const waiting: RecordedTaskEvent[] = [];
+    this.mirroring.set(job, waiting);
     try {
       const [view, record, epochs] = await Promise.all([this.jobView(job), loadJobRecord(this.client.js, this.client.subjects, job), this.nodeEpochs()]);
       this.mirrors!.add(view, record.events, epochs);
+      for (const e of waiting) this.mirrors!.event(e);
     } catch (err) {
       this.log.warn({ job, err: (err as Error).message }, "inspector.mirror_failed");
     } finally {
@@ -239,7 +251,7 @@ class InspectorService implements Inspector {
       if (path === "/") return this.send(res, 200, "text/html; charset=utf-8", this.page, { "Content-Security-Policy": this.csp });
       if (path === "/healthz") return this.json(res, { ok: true });
       if (path === "/events") return await this.events(req, res, url.searchParams.get("job"));
-      if (path === "/stately") return this.stately(req, res);
+      if (path === "/stately") return await this.stately(req, res, url.searchParams.get("job"));
       if (path === "/api/jobs") return this.json(res, { jobs: await this.jobList() });
       if (path === "/api/nodes") return this.json(res, { nodes: await this.query<NodeView[]>("nodes") });
       const chart = /^\/api\/charts\/([a-z]+)\.svg$/.exec(path);
@@ -355,8 +367,13 @@ class InspectorService implements Inspector {
     }
   }
 
-  private stately(req: IncomingMessage, res: ServerResponse): void {
+  /** Stately inspection events as SSE; `?job=ID` first mirrors that job (replaying what was recorded of it). */
+  private async stately(req: IncomingMessage, res: ServerResponse, job: string | null): Promise<void> {
     if (!this.bridge) throw new MusterError("BAD_REQUEST", "the Stately bridge is off: start the inspector with --stately", { status: 404 });
+    if (job !== null) {
+      if (!isToken(job)) throw new MusterError("BAD_REQUEST", `not a job id: ${JSON.stringify(job)}`);
+      if (!this.mirrors!.has(job)) await this.mirror(job);
+    }
     const client = openSse(req, res);
     const unsubscribe = this.bridge.subscribe((e) => void client.send("inspect", e));
     void client.closed.then(unsubscribe);

@@ -328,11 +328,17 @@ export const PAGE_SCRIPT = String.raw`
     if (el.dataset.src === url) return;
     el.dataset.src = url;
     var cached = S.charts.get(url);
-    if (cached) { el.innerHTML = cached; return; }
+    if (cached) { place(el, cached); return; }
     fetch(url).then(function (r) { return r.text(); }).then(function (svg) {
       S.charts.set(url, svg);
-      if (el.dataset.src === url) el.innerHTML = svg;
+      if (el.dataset.src === url) place(el, svg);
     }, problem);
+  }
+  function place(el, svg) {
+    el.innerHTML = svg;
+    // Charts side by side share the row in proportion to their natural widths.
+    var w = el.firstElementChild && Number(el.firstElementChild.getAttribute("width"));
+    if (w && el.parentNode && el.parentNode.parentNode && el.parentNode.parentNode.classList.contains("charts")) el.parentNode.style.flex = w + " 1 0";
   }
 
   // ---- rank grid ----------------------------------------------------------------------------
@@ -522,6 +528,8 @@ export const PAGE_SCRIPT = String.raw`
     var body = clear($("#timeline tbody"));
     var base = S.detail ? S.detail.view.submittedAt : undefined;
     var current = S.mode === "replay" ? S.at : t.total - 1;
+    var currentInput = t.inputs.find(function (x) { return x.index === current; });
+    var now = S.mode === "replay" && currentInput ? currentInput.at : Infinity;
     var rows = t.inputs.map(function (x) { return { at: x.at, input: x }; });
     var lo = t.inputs.length ? t.inputs[0].at : 0;
     var hi = t.inputs.length ? t.inputs[t.inputs.length - 1].at : 0;
@@ -541,7 +549,7 @@ export const PAGE_SCRIPT = String.raw`
         body.appendChild(tr);
         if (x.index === current) setTimeout(function () { tr.scrollIntoView({ block: "nearest" }); }, 0);
       } else {
-        body.appendChild(h("tr", { class: "published", data: { kind: row.published.type } },
+        body.appendChild(h("tr", { class: row.at > now ? "published future" : "published", data: { kind: row.published.type } },
           h("td", { text: "pub" }), h("td", { class: "t", text: since(row.at, base) }), h("td", { text: publishedText(row.published) })));
       }
     });

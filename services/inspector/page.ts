@@ -46,7 +46,7 @@ th { font-size:12px; color:var(--muted); font-weight:600; }
 .chart { background:#fff; border:1px solid var(--line); border-radius:6px; padding:4px; overflow:auto; max-width:100%; }
 .chart svg { display:block; max-width:100%; height:auto; }
 .charts { display:flex; flex-wrap:wrap; gap:8px; align-items:flex-start; }
-.charts > div { flex:0 1 auto; max-width:100%; }
+.charts > div { flex:1 1 0; min-width:0; }
 .charts .caption { font-size:12px; color:var(--muted); margin:2px 0 4px; }
 #notice { border-left:4px solid var(--bad); background:#fff5f5; }
 #notice pre, #summary pre { margin:6px 0 0; font:12px/1.35 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; white-space:pre-wrap; }
@@ -69,6 +69,7 @@ button:hover { background:#eef4fb; }
 #timeline tr.current { background:#fff3c4; }
 #timeline tr.future td { opacity:.45; }
 #timeline td.t { color:var(--muted); font-variant-numeric:tabular-nums; }
+#task .row > .chart { flex:1 1 520px; min-width:0; }
 .facts { display:grid; grid-template-columns:max-content 1fr; gap:2px 12px; font-size:13px; }
 .facts dt { color:var(--muted); }
 .facts dd { margin:0; font-variant-numeric:tabular-nums; }

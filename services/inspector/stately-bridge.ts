@@ -87,6 +87,19 @@ function definitionOf(actorRef: unknown): { name: string | undefined; definition
   return { name: config.id, definition: JSON.stringify(config, (_k, v: unknown) => (typeof v === "function" ? { type: v.name } : v)) };
 }
 
+/**
+ * The snapshot an actor registers with. XState announces an actor while it is still initialising
+ * (its snapshot cannot be read yet); Stately's own `actor()` then sends `{ status: "active" }`, and
+ * the `@xstate.snapshot` after `xstate.init` carries the first real one.
+ */
+function initialSnapshot(ref: { getSnapshot(): unknown }): JsonSnapshot {
+  try {
+    return jsonSnapshot(ref.getSnapshot());
+  } catch {
+    return { status: "active" };
+  }
+}
+
 let counter = 0;
 function nextId(): string {
   counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
@@ -105,7 +118,7 @@ export function toStatelyEvent(ev: InspectionEvent, now: () => number = Date.now
       const { name, definition } = definitionOf(ref);
       // XState names an actor by its session id when it was given no id: Stately shows the machine id instead.
       const actorName = ref.id && ref.id !== ref.sessionId ? ref.id : (name ?? ref.sessionId);
-      return { ...base, type: "@xstate.actor", name: actorName, definition, parentId: ref._parent?.sessionId, snapshot: jsonSnapshot(ref.getSnapshot()) };
+      return { ...base, type: "@xstate.actor", name: actorName, definition, parentId: ref._parent?.sessionId, snapshot: initialSnapshot(ref) };
     }
     case "@xstate.event":
       return { ...base, type: "@xstate.event", event: ev.event, sourceId: ev.sourceRef?.sessionId };

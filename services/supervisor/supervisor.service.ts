@@ -641,14 +641,19 @@ class SupervisorService implements Supervisor {
   private async consumeEvents(jsm: Awaited<ReturnType<typeof jetstreamManager>>): Promise<void> {
     const stream = this.subjects.streams.events.name;
     const durable = { durable_name: CONSUMER, ack_policy: AckPolicy.Explicit, max_ack_pending: 20_000, ack_wait: 30_000_000_000 };
-    await jsm.consumers.add(stream, { ...durable, deliver_policy: DeliverPolicy.All }).catch(async (err: Error) => {
-      if (!/already in use|exists/i.test(err.message)) throw err;
+    const info = await jsm.consumers.info(stream, CONSUMER).catch((err: Error) => {
+      if (!/not found/i.test(err.message)) throw err;
+      return undefined;
     });
-    // Events a previous incarnation took but never acknowledged (it died before persisting them) would
-    // come back only after ack_wait, behind newer events, and be skipped as at or below their job's
-    // sequence: lost. Restart the durable right after its ack floor so they come back now, in order.
-    const info = await jsm.consumers.info(stream, CONSUMER);
-    if (info.num_ack_pending > 0) {
+    // (Adding an existing durable again fails when its deliver policy differs, as after a restart below.)
+    if (!info) {
+      await jsm.consumers.add(stream, { ...durable, deliver_policy: DeliverPolicy.All }).catch(async (err: Error) => {
+        if (!/already in use|exists/i.test(err.message)) throw err;
+      });
+    } else if (info.num_ack_pending > 0) {
+      // Events a previous incarnation took but never acknowledged (it died before persisting them) would
+      // come back only after ack_wait, behind newer events, and be skipped as at or below their job's
+      // sequence: lost. Restart the durable right after its ack floor so they come back now, in order.
       this.log.info({ ackFloor: info.ack_floor.stream_seq, unacked: info.num_ack_pending }, "events.redeliver_unacked");
       await jsm.consumers.delete(stream, CONSUMER);
       await jsm.consumers.add(stream, { ...durable, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: info.ack_floor.stream_seq + 1 });

@@ -38,7 +38,8 @@ export const CONNECTION_OPTIONS: readonly OptionSpec[] = [
 
 /** Parses `argv` for `command`; throws MusterError USAGE naming the bad argument. */
 export function parseArgs(command: string, argv: readonly string[], specs: readonly OptionSpec[], opts: { stopAtPositional?: boolean } = {}): ParsedArgs {
-  const all = [...specs, ...CONNECTION_OPTIONS, { name: "help", short: "h", type: "boolean", help: "show this help" } as const];
+  // A command's own option wins over a connection option of the same name (`history -s/--user`).
+  const all = [...CONNECTION_OPTIONS, { name: "help", short: "h", type: "boolean", help: "show this help" } as const, ...specs];
   const byLong = new Map(all.map((s) => [s.name, s]));
   const byShort = new Map(all.filter((s) => s.short).map((s) => [s.short!, s]));
   const options: Record<string, string | number | boolean> = {};

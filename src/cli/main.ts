@@ -116,7 +116,10 @@ export function prepare(name: string, argv: readonly string[], env: Readonly<Rec
   const def = COMMANDS[name];
   if (!def) throw new MusterError("USAGE", `unknown command "${name}" (see muster --help)`);
   const args = parseArgs(name, argv, def.options, { stopAtPositional: def.stopAtPositional });
-  return { args, config: loadConfig(env, connectionFlags(args.options)) };
+  // An option the command defines itself (`history --user`, the job owner) is not a connection flag.
+  const own = new Set(def.options.map((o) => o.name));
+  const connection = Object.fromEntries(Object.entries(args.options).filter(([k]) => !own.has(k)));
+  return { args, config: loadConfig(env, connectionFlags(connection)) };
 }
 
 /** Entry point of the client commands; resolves with the exit status. */

@@ -2,6 +2,8 @@
 // on SIGUSR2 it collects garbage (when gc is exposed) and writes process.memoryUsage() as JSON to
 // $MUSTER_BENCH_MEMFILE. It changes nothing else in the process.
 import { writeFileSync } from "node:fs";
+import process from "node:process";
+import { performance } from "node:perf_hooks";
 
 const file = process.env.MUSTER_BENCH_MEMFILE;
 if (file) {

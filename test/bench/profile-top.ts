@@ -26,6 +26,7 @@ interface Profile {
   timeDeltas: number[];
 }
 
+process.stdout.on("error", () => process.exit(0)); // a closed pipe (| head) ends the listing
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: "string", default: "25" }, inclusive: { type: "boolean", default: false } } });
 const top = Number(values.top);
 
