@@ -71,6 +71,12 @@ export interface Agent {
 }
 
 /** The message id of a task event: JetStream stores a retried publish once. */
+/** The NATS connection name of an agent: the supervisor recognises its node in disconnect advisories by it. */
+export function agentConnectionName(prefix: string, node: string): string {
+  return `muster-agent:${prefix}:${node}`;
+}
+
+/** The message id of a task event: JetStream de-duplicates re-published events by it. */
 export function taskEventMsgId(job: string, step: StepId, rank: number, epoch: string, kind: "started" | "ended"): string {
   return `${job}.${step}.${rank}.${epoch}.${kind}`;
 }
@@ -199,7 +205,7 @@ class AgentService implements Agent {
     let wait = 250;
     for (;;) {
       try {
-        return await connectNats(this.config, { name: `muster-agent-${this.node}` });
+        return await connectNats(this.config, { name: agentConnectionName(this.subjects.prefix, this.node) });
       } catch (err) {
         if (!(err instanceof MusterError) || err.code !== "UNAVAILABLE" || this.closed) throw err;
         this.log.warn({ err: err.message }, "nats.unavailable");

@@ -15,7 +15,7 @@ import type { TaskEvent } from "../../machines/task.machine.js";
 import { allTasks } from "../../machines/task-table.js";
 import type { Config } from "../../src/config.js";
 import { MusterError, toFailure } from "../../src/errors.js";
-import { formatExitCode, outcomeExitCode, type RunState } from "../../src/exit-status/index.js";
+import { compareNodeNames, formatExitCode, outcomeExitCode, type RunState } from "../../src/exit-status/index.js";
 import { IdSet } from "../../src/idset/index.js";
 import type { Logger } from "../../src/logger.js";
 import { connectNats, systemAccountConfig } from "../../src/nats/connect.js";
@@ -119,11 +119,14 @@ class SupervisorService implements Supervisor {
     await ensureStreams(jsm, this.subjects, streamOpts);
     this.js = jetstream(this.nc);
     this.store = new JobStore(await openSnapshotBucket(this.nc, this.subjects, streamOpts));
+    // Subscribe to node messages before reading the NODES stream: a hello published in between
+    // is queued in the subscription and handled after the restore, instead of being missed.
+    const consumeNodeMessages = this.subscribeNodes();
     await this.restore();
     this.pending.sort((a, b) => Number(a) - Number(b) || a.localeCompare(b));
     await this.restoreNodes();
     this.subscribeControl();
-    this.subscribeNodes();
+    consumeNodeMessages();
     await this.subscribeAdvisories();
     this.consumerLoop = this.consumeEvents(jsm);
     this.ticker = setInterval(() => void this.serial(() => this.tick()), this.opts.tickMs ?? 100);
@@ -311,6 +314,7 @@ class SupervisorService implements Supervisor {
   /** A `muster run` inside a batch job: a new numbered step within the job's allocation. */
   private async submitStep(user: string, req: SubmitRequest): Promise<unknown> {
     const host = this.jobFor(user, req.parentJob!);
+    if (host.meta.kind !== "batch") throw new MusterError("BAD_REQUEST", `job ${host.id} is not a batch job: steps can be added only to batch jobs`);
     if (host.ended || !host.meta.alloc) throw new MusterError("NOT_RUNNING", `job ${host.id} is not running`);
     const request = { ntasks: req.ntasks, nodes: req.nodes, ntasksPerNode: req.ntasksPerNode };
     const alloc = host.meta.alloc.map((p) => ({ node: p.node, epoch: p.epoch, slots: IdSet.parse(p.ranks).size }));
@@ -440,7 +444,7 @@ class SupervisorService implements Supervisor {
       case "history":
         return [...this.finished.values()].filter((h) => req.filters?.user === undefined || h.meta.user === req.filters.user).map((h) => this.jobView(h, false));
       case "nodes":
-        return [...this.nodes.values()].map((a) => this.nodeView(a));
+        return [...this.nodes.values()].map((a) => this.nodeView(a)).sort((a, b) => compareNodeNames(a.node, b.node));
     }
   }
 
@@ -531,7 +535,7 @@ class SupervisorService implements Supervisor {
 
   // ---- nodes -------------------------------------------------------------------------------
 
-  private subscribeNodes(): void {
+  private subscribeNodes(): () => void {
     const n = this.subjects.node;
     const handlers: [string, (m: Msg) => void][] = [
       [n.helloAll, (m) => this.onNodeMessage(m, HelloSchema)],
@@ -539,13 +543,19 @@ class SupervisorService implements Supervisor {
       [n.drainingAll, (m) => this.onNodeMessage(m, DrainingSchema)],
       [n.byeAll, (m) => this.onNodeMessage(m, ByeSchema)],
     ];
-    for (const [subject, handle] of handlers) {
+    const subs = handlers.map(([subject, handle]) => {
       const sub = this.nc.subscribe(subject);
       this.subs.push(sub);
-      void (async () => {
-        for await (const m of sub) handle(m);
-      })();
-    }
+      return { sub, handle };
+    });
+    // Messages wait in the subscriptions until this is called.
+    return () => {
+      for (const { sub, handle } of subs) {
+        void (async () => {
+          for await (const m of sub) handle(m);
+        })();
+      }
+    };
   }
 
   /**
@@ -568,7 +578,8 @@ class SupervisorService implements Supervisor {
         } catch {
           continue;
         }
-        const node = typeof name === "string" ? /^muster-agent-([A-Za-z0-9_-]+)$/.exec(name)?.[1] : undefined;
+        const prefix = `muster-agent:${this.subjects.prefix}:`;
+        const node = typeof name === "string" && name.startsWith(prefix) ? name.slice(prefix.length) : undefined;
         if (!node || !this.nodes.has(node)) continue;
         const at = Date.now();
         void this.serial(async () => {

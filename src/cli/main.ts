@@ -69,7 +69,7 @@ export const COMMANDS: Readonly<Record<string, CommandDef>> = {
   },
   up: {
     summary: "start a local cluster: NATS (if none answers), a supervisor and agents",
-    usage: "muster up [--agents N] [--demo]",
+    usage: "muster up [--agents N] [--slots N] [--demo]",
     options: [
       { name: "agents", type: "int", arg: "N", help: "number of agents node-1..node-N (default 2)" },
       { name: "slots", type: "int", arg: "N", help: "slots per agent (default: CPU count)" },

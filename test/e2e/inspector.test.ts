@@ -68,6 +68,38 @@ afterAll(async () => {
   await c?.stop();
 });
 
+/** Reads an SSE stream's `data` payloads until `until` holds (or the timeout). */
+async function readSse(u: string, until: (events: any[]) => boolean, timeoutMs = 15_000): Promise<any[]> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), timeoutMs);
+  const out: any[] = [];
+  try {
+    const res = await fetch(u, { signal: ac.signal });
+    expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let buf = "";
+    while (!until(out)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
+        const data = buf.slice(0, i).split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+        buf = buf.slice(i + 2);
+        if (data) out.push(JSON.parse(data));
+      }
+    }
+  } catch (err) {
+    if (!ac.signal.aborted) throw err;
+  } finally {
+    clearTimeout(timer);
+    ac.abort();
+  }
+  return out;
+}
+
+let firstJob: string | undefined;
+
 function jobIdOf(stderr: string): string | undefined {
   return /muster: job (\S+):/.exec(stderr)?.[1];
 }
@@ -83,6 +115,7 @@ describe("muster inspect", () => {
     await page.locator("#conn[data-connected='1']").waitFor({ timeout: 10_000 });
     const run = c.start(["run", "-v", "-n", "4", "--", "sh", "-c", '[ $MUSTER_TASK_ID = 3 ] && exit 5; sleep 3; exit 0']);
     const job = await waitFor(() => jobIdOf(run.stderr()), { timeoutMs: 15_000, message: "job id on stderr" });
+    firstJob = job;
 
     // The job appears in the list from the live stream, without reloading the page.
     const row = page.locator(`#jobs tr[data-job="${job}"]`);
@@ -149,6 +182,27 @@ describe("muster inspect", () => {
 
     expect(outside).toEqual([]);
   }, 60_000);
+
+  it("with --stately, serves the job's actors as Stately inspection events on /stately", async () => {
+    expect(firstJob).toBeDefined();
+    const stately = c.start(["inspect", "--port", "0", "--stately"]);
+    try {
+      const base = await waitFor(() => /^(http:\/\/\S+)$/m.exec(stately.stdout())?.[1], { timeoutMs: 20_000, message: "inspector URL" });
+      const isVerdict = (e: any) => e.type === "@xstate.snapshot" && e.snapshot?.value === "failed" && e.snapshot?.context?.step === "0";
+      const events = await readSse(`${base}stately?job=${firstJob}`, (evs) => evs.some(isVerdict));
+      const actors = events.filter((e) => e.type === "@xstate.actor");
+      expect(actors.map((a) => a.name).sort()).toEqual([`job-${firstJob}`, `step-${firstJob}.0`]);
+      for (const a of actors) expect(JSON.parse(a.definition).id).toMatch(/^(job|step)$/);
+      expect(events.find(isVerdict).snapshot.context).toMatchObject({ tasks: { size: 4 }, end: { state: "FAILED", exitCode: "5:0" } });
+      const jobSnap = events.filter((e) => e.type === "@xstate.snapshot" && e.sessionId === actors.find((a) => a.name === `job-${firstJob}`).sessionId).at(-1);
+      expect(jobSnap.snapshot.value).toBe("failed");
+      // Off by default.
+      expect((await fetch(`${url}stately`)).status).toBe(404);
+    } finally {
+      stately.proc.kill("SIGTERM");
+      await stately.done;
+    }
+  });
 
   it("loads a 10,000-task step (load-generating agent) and reports the time until interactive", async () => {
     const runId = `insp${process.pid}`;

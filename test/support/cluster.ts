@@ -201,6 +201,22 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   };
   await cluster.startSupervisor();
   for (let i = 1; i <= (opts.agents ?? 3); i++) await cluster.startAgent(`node-${i}`);
-  await cluster.waitNodes(opts.agents ?? 3);
+  try {
+    await cluster.waitNodes(opts.agents ?? 3);
+  } catch (err) {
+    // Nobody gets the cluster to look at: say what its processes said, and do not leave them running.
+    const said = ["supervisor", ...agents.keys()].map((name) => `--- ${name} (last lines) ---\n${lastLines(cluster.logs(name), 25)}`);
+    await cluster.stop().catch(() => undefined);
+    throw new Error([(err as Error).message, ...said].join("\n"), { cause: err });
+  }
   return cluster;
+}
+
+/** The last `n` lines of a process log, debug lines left out. */
+function lastLines(log: string, n: number): string {
+  return log
+    .split("\n")
+    .filter((l) => l && !l.startsWith('{"level":20'))
+    .slice(-n)
+    .join("\n");
 }

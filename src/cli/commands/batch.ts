@@ -18,7 +18,7 @@ export const BATCH_OPTIONS: readonly OptionSpec[] = [
   { name: "output", short: "o", type: "string", arg: "FILE", help: "the script's stdout and stderr (default muster-%j.out in this directory; %j is the job id)" },
   { name: "job-name", short: "J", type: "string", arg: "NAME", help: "job name (default: the script's name)" },
   { name: "time", short: "t", type: "string", arg: "LIMIT", help: "time limit of the script (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS)" },
-  { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL (default 10)" },
+  { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL (default: the supervisor's MUSTER_KILL_WAIT, 10)" },
   { name: "wait", short: "W", type: "boolean", help: "wait for the job to end and exit with its status" },
 ];
 

@@ -29,7 +29,7 @@ export const RUN_OPTIONS: readonly OptionSpec[] = [
   { name: "kill-on-bad-exit", short: "K", type: "boolean", help: "kill the other tasks when one ends badly" },
   { name: "wait", short: "W", type: "number", arg: "SEC", help: "after the first task ends, SIGKILL the rest after SEC seconds" },
   { name: "time", short: "t", type: "string", arg: "LIMIT", help: "time limit (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS)" },
-  { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL (default 10)" },
+  { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL (default: the supervisor's MUSTER_KILL_WAIT, 10)" },
   { name: "job-name", short: "J", type: "string", arg: "NAME", help: "job name" },
   { name: "verbose", short: "v", type: "boolean", help: "print the job id and placement on stderr" },
 ];
@@ -193,11 +193,26 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
       io.stderr(`muster: error: job ${job} ${jobEnd === "CANCELLED" ? "was cancelled before it started" : "ended without a step summary"}\n`);
       return 1;
     }
-    for (const l of errorLines(s)) io.stderr(`muster: error: ${l}\n`);
+    for (const l of errorLines(s, await launchErrors(client, job, reply.step, s))) io.stderr(`muster: error: ${l}\n`);
     return runExitStatus(parseExitCode(s.exitCode), s.state, s.reason);
   } finally {
     unregister?.();
   }
+}
+
+/** The OS error text of each task that could not be launched (read from the job's view), by rank. */
+async function launchErrors(client: Client, job: string, step: number, s: StepSummary): Promise<Map<number, string>> {
+  const out = new Map<number, string>();
+  if (!Object.keys(s.groups).some((k) => k.startsWith("launch_failed:"))) return out;
+  try {
+    const view = (await client.request("query", { type: "query", v: 1, what: "job", job })) as JobView;
+    for (const t of view.steps.find((x) => x.stepId === String(step))?.tasks ?? []) {
+      if (t.outcome?.kind === "launch_failed") out.set(t.rank, t.outcome.error);
+    }
+  } catch {
+    // The lines still print, with a generic text, when the supervisor cannot be asked.
+  }
+  return out;
 }
 
 /** Ranks whose processes ran and so send output: every rank but launch failures and lost ones. */
