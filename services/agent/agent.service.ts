@@ -257,7 +257,7 @@ class AgentService implements Agent {
       this.reincarnate(gap);
       return;
     }
-    const hb: Heartbeat = { type: "heartbeat", v: PROTOCOL_VERSION, node: this.node, epoch: this.epoch, seq: this.hbSeq++, at: Date.now(), running: this.running() };
+    const hb: Heartbeat = { type: "heartbeat", v: PROTOCOL_VERSION, node: this.node, epoch: this.epoch, seq: this.hbSeq++, at: Date.now(), running: this.running(), slots: this.slots };
     try {
       nc.publish(this.subjects.node.hb(this.node), encodeMessage(hb));
     } catch (err) {

@@ -35,9 +35,11 @@ export interface JobRecord {
   readonly unreadable: number;
 }
 
-/** Reads every stored message of `stream` matching `subject`, oldest first. */
-export async function readStream(js: JetStreamClient, stream: string, subject: string, timeoutMs = 30_000): Promise<JsMsg[]> {
-  const consumer = await js.consumers.get(stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
+/** Reads every stored message of `stream` matching `subject` (from sequence `startSeq` on), oldest first. */
+export async function readStream(js: JetStreamClient, stream: string, subject: string, opts: { startSeq?: number; timeoutMs?: number } = {}): Promise<JsMsg[]> {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const from = opts.startSeq !== undefined && opts.startSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.startSeq } : { deliver_policy: DeliverPolicy.All };
+  const consumer = await js.consumers.get(stream, { filter_subjects: subject, ...from });
   const out: JsMsg[] = [];
   try {
     const info = await consumer.info();
@@ -73,22 +75,56 @@ export function parseTaskEvent(m: { subject: string; data: Uint8Array }): TaskEv
 
 /** Loads a job's recorded task events and published messages. */
 export async function loadJobRecord(js: JetStreamClient, subjects: Subjects, job: string): Promise<JobRecord> {
-  const [evts, jobs] = await Promise.all([
-    readStream(js, subjects.streams.events.name, subjects.evt.ofJob(job)),
-    readStream(js, subjects.streams.jobs.name, subjects.job.ofJob(job)),
-  ]);
-  let unreadable = 0;
-  const events: RecordedTaskEvent[] = [];
-  for (const m of evts) {
-    const event = parseTaskEvent(m);
-    if (event) events.push({ seq: m.seq, event });
-    else unreadable++;
+  return new JobRecordReader(js, subjects, job).refresh();
+}
+
+/**
+ * A job's record kept up to date incrementally: each refresh reads only what the streams stored
+ * after the last message it has (a 10,000-task step records 20,000 events).
+ */
+export class JobRecordReader {
+  private readonly events: RecordedTaskEvent[] = [];
+  private readonly published: RecordedJobMessage[] = [];
+  private unreadable = 0;
+  private eventsSeq = 0;
+  private publishedSeq = 0;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly subjects: Subjects,
+    readonly job: string,
+  ) {}
+
+  private last: Promise<unknown> = Promise.resolve();
+
+  /** Reads what is new; resolves with the whole record (arrays shared, appended to on later refreshes). */
+  refresh(what: { events?: boolean } = {}): Promise<JobRecord> {
+    // One read at a time: concurrent requests would read the same new messages twice.
+    const next = this.last.then(() => this.read(what), () => this.read(what));
+    this.last = next.catch(() => undefined);
+    return next;
   }
-  const published: RecordedJobMessage[] = [];
-  for (const m of jobs) {
-    const message = parseJobMessage(m);
-    if (message) published.push({ seq: m.seq, message });
-    else unreadable++;
+
+  private async read(what: { events?: boolean }): Promise<JobRecord> {
+    const s = this.subjects;
+    const [evts, jobs] = await Promise.all([
+      what.events === false ? Promise.resolve([]) : readStream(this.js, s.streams.events.name, s.evt.ofJob(this.job), { startSeq: this.eventsSeq + 1 }),
+      readStream(this.js, s.streams.jobs.name, s.job.ofJob(this.job), { startSeq: this.publishedSeq + 1 }),
+    ]);
+    for (const m of evts) {
+      if (m.seq <= this.eventsSeq) continue;
+      this.eventsSeq = m.seq;
+      const event = parseTaskEvent(m);
+      if (event) this.events.push({ seq: m.seq, event });
+      else this.unreadable++;
+    }
+    for (const m of jobs) {
+      if (m.seq <= this.publishedSeq) continue;
+      this.publishedSeq = m.seq;
+      const message = parseJobMessage(m);
+      if (message) this.published.push({ seq: m.seq, message });
+      else this.unreadable++;
+    }
+    return { events: this.events, published: this.published, unreadable: this.unreadable };
   }
-  return { events, published, unreadable };
 }

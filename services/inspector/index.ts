@@ -5,5 +5,5 @@ export { JobReplay, machineStateOf, placementOf } from "./replay.js";
 export type { ReplayInput, ReplayOptions, ReplayState, StepReplayState } from "./replay.js";
 export { STATELY_PROTOCOL_VERSION, createStatelyBridge, toStatelyEvent } from "./stately-bridge.js";
 export type { StatelyActorEvent, StatelyBridge, StatelyBridgeOptions, StatelyEventEvent, StatelyInspectionEvent, StatelySnapshotEvent } from "./stately-bridge.js";
-export { loadJobRecord, readStream } from "./history.js";
+export { JobRecordReader, loadJobRecord, readStream } from "./history.js";
 export type { JobRecord, RecordedJobMessage, RecordedTaskEvent } from "./history.js";

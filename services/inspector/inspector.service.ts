@@ -15,7 +15,7 @@ import type { Config } from "../../src/config.js";
 import { MusterError, toFailure } from "../../src/errors.js";
 import type { Logger } from "../../src/logger.js";
 import { isToken, type JobView, type NodeView, type StepExitCodesMessage } from "../../src/protocol/index.js";
-import { loadJobRecord, parseJobMessage, parseTaskEvent, type JobRecord, type RecordedTaskEvent } from "./history.js";
+import { JobRecordReader, parseJobMessage, parseTaskEvent, type JobRecord, type RecordedTaskEvent } from "./history.js";
 import { JobMirrors } from "./mirror.js";
 import { pageHtml, PAGE_SCRIPT } from "./page.js";
 import { JobReplay } from "./replay.js";
@@ -59,7 +59,6 @@ export interface JobSummary {
   readonly at: number;
 }
 
-const FINAL = new Set(["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"]);
 const TIMELINE_PAGE = 200;
 
 /** Builds an inspector. */
@@ -88,7 +87,10 @@ class InspectorService implements Inspector {
   private server: Server | undefined;
   private readonly sse = new Set<SseClient>();
   private readonly consumers: ConsumerMessages[] = [];
-  private readonly replays = new Map<string, { replay: JobReplay; record: JobRecord; final: boolean }>();
+  /** Per job (most recent last): its record, read incrementally, and its replay with the key it was built for. */
+  private readonly jobs = new Map<string, { reader: JobRecordReader; replay?: JobReplay; key?: string }>();
+  /** Jobs whose full view is larger than a `query job` reply can be. */
+  private readonly tooLarge = new Set<string>();
   private readonly charts = new Map<string, ChartModel>();
   private readonly bridge: StatelyBridge | undefined;
   private readonly mirrors: JobMirrors | undefined;
@@ -158,7 +160,6 @@ class InspectorService implements Inspector {
       for await (const m of messages) {
         const message = parseJobMessage(m);
         if (!message) continue;
-        this.replays.delete(message.job);
         for (const c of this.sse) c.send("job", { seq: m.seq, message });
         if (this.mirrors && !this.mirrors.has(message.job)) void this.mirror(message.job);
       }
@@ -188,7 +189,7 @@ class InspectorService implements Inspector {
     const waiting: RecordedTaskEvent[] = [];
     this.mirroring.set(job, waiting);
     try {
-      const [view, record, epochs] = await Promise.all([this.jobView(job), loadJobRecord(this.client.js, this.client.subjects, job), this.nodeEpochs()]);
+      const [view, record, epochs] = await Promise.all([this.jobView(job), this.recordOf(job).refresh(), this.nodeEpochs()]);
       this.mirrors!.add(view, record.events, epochs);
       for (const e of waiting) this.mirrors!.event(e);
     } catch (err) {
@@ -207,17 +208,23 @@ class InspectorService implements Inspector {
    * for a step of about 10,000 tasks), the view without tasks from the job lists.
    */
   private async jobView(job: string): Promise<JobView> {
-    try {
-      return await this.query<JobView>("job", job);
-    } catch (err) {
-      const f = toFailure(err);
-      if (f.code !== "INTERNAL" && f.code !== "PAYLOAD_TOO_LARGE") throw err;
-      const [live, done] = await Promise.all([this.query<JobView[]>("jobs"), this.query<JobView[]>("history")]);
-      const found = [...live, ...done].find((v) => v.jobId === job);
-      if (!found) throw err;
-      this.log.debug({ job, reason: f.message }, "inspector.view_without_tasks");
-      return found;
+    let failure: unknown;
+    if (!this.tooLarge.has(job)) {
+      try {
+        return await this.query<JobView>("job", job);
+      } catch (err) {
+        const f = toFailure(err);
+        if (f.code !== "INTERNAL" && f.code !== "PAYLOAD_TOO_LARGE") throw err;
+        this.log.debug({ job, reason: f.message }, "inspector.view_without_tasks");
+        failure = err;
+      }
     }
+    const [live, done] = await Promise.all([this.query<JobView[]>("jobs"), this.query<JobView[]>("history")]);
+    const found = [...live, ...done].find((v) => v.jobId === job);
+    if (!found) throw failure ?? new MusterError("UNKNOWN_JOB", `no job ${job}`);
+    // Ask for this job's full view no more: the supervisor would build it only to fail again.
+    this.tooLarge.add(job);
+    return found;
   }
 
   private async nodeEpochs(): Promise<Record<string, string>> {
@@ -230,15 +237,27 @@ class InspectorService implements Inspector {
     return [...live, ...done].map(summaryOf).sort((a, b) => b.submittedAt - a.submittedAt || b.jobId.localeCompare(a.jobId, "en", { numeric: true }));
   }
 
-  /** The replay of a job; cached once the job has ended (its record can no longer change). */
+  /** The incremental reader of a job's record (the 20 most recently used jobs are kept). */
+  private recordOf(job: string): JobRecordReader {
+    let entry = this.jobs.get(job);
+    if (entry) this.jobs.delete(job);
+    else entry = { reader: new JobRecordReader(this.client.js, this.client.subjects, job) };
+    this.jobs.set(job, entry);
+    while (this.jobs.size > 20) this.jobs.delete(this.jobs.keys().next().value!);
+    return entry.reader;
+  }
+
+  /** The replay of a job, rebuilt only when its view or its recorded events changed. */
   private async replayOf(job: string): Promise<{ replay: JobReplay; record: JobRecord }> {
-    const cached = this.replays.get(job);
-    if (cached?.final) return cached;
-    const [view, record, epochs] = await Promise.all([this.jobView(job), loadJobRecord(this.client.js, this.client.subjects, job), this.nodeEpochs()]);
-    const entry = { replay: new JobReplay(view, record.events, { nodeEpochs: epochs }), record, final: FINAL.has(view.state) };
-    this.replays.set(job, entry);
-    while (this.replays.size > 20) this.replays.delete(this.replays.keys().next().value!);
-    return entry;
+    const reader = this.recordOf(job);
+    const entry = this.jobs.get(job)!;
+    const [view, record] = await Promise.all([this.jobView(job), reader.refresh()]);
+    const key = `${view.state}|${record.events.length}|${view.steps.map((s) => `${s.stepId}:${s.launchedAt ?? ""}:${Object.keys(s.nodes).join(",")}`).join(";")}`;
+    if (!entry.replay || entry.key !== key) {
+      entry.replay = new JobReplay(view, record.events, { nodeEpochs: await this.nodeEpochs() });
+      entry.key = key;
+    }
+    return { replay: entry.replay, record };
   }
 
   // ---- HTTP ----------------------------------------------------------------------------------
@@ -303,7 +322,8 @@ class InspectorService implements Inspector {
   }
 
   private async jobDetail(job: string): Promise<unknown> {
-    const [view, record] = await Promise.all([this.jobView(job), loadJobRecord(this.client.js, this.client.subjects, job)]);
+    // The notifications only: a job's task events are read when its timeline or replay is asked for.
+    const [view, record] = await Promise.all([this.jobView(job), this.recordOf(job).refresh({ events: false })]);
     const notices = record.published
       .filter((p): p is { seq: number; message: StepExitCodesMessage } => p.message.type === "step.first_failure" || p.message.type === "step.summary")
       .map((p) => ({ seq: p.seq, message: p.message, lines: summaryLines(p.message) }));
@@ -312,7 +332,7 @@ class InspectorService implements Inspector {
       job: chartTargetOfJob(view).active,
       steps: Object.fromEntries(view.steps.map((s) => [s.stepId, chartTargetOfJob(view, { step: s.stepId }).active])),
     };
-    return { view, charts, notices, events: record.events.length };
+    return { view, charts, notices };
   }
 
   private async timeline(job: string, q: URLSearchParams): Promise<unknown> {

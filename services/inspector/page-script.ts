@@ -16,7 +16,7 @@ export const PAGE_SCRIPT = String.raw`
   var S = {
     jobs: new Map(), job: null, step: null, rank: null, es: null, detail: null, mode: "live", at: null,
     total: 0, replay: null, charts: new Map(), refreshTimer: null, pollTimer: null, scrubTimer: null,
-    listTimer: null, loadSeq: 0, shownSeq: 0, grid: null, timelineKey: "", ready: false
+    listTimer: null, timelineTimer: null, timelineAt: 0, loadSeq: 0, shownSeq: 0, grid: null, timelineKey: "", ready: false
   };
 
   function $(sel, root) { return (root || document).querySelector(sel); }
@@ -110,6 +110,8 @@ export const PAGE_SCRIPT = String.raw`
       S.job = r.job; S.step = r.step; S.rank = r.rank; S.detail = null; S.mode = "live"; S.at = null; S.replay = null; S.ready = false;
       document.body.dataset.ready = "0";
       S.timelineKey = "";
+      if (S.pollTimer) { clearInterval(S.pollTimer); S.pollTimer = null; }
+      S.timelineAt = 0;
       connect(r.job);
       renderJobs();
       if (r.job) { buildDetail(); loadJob(); } else showPlaceholder();
@@ -140,8 +142,9 @@ export const PAGE_SCRIPT = String.raw`
     es.addEventListener("problem", function (e) { problem(JSON.parse(e.data)); });
     es.addEventListener("job", function (e) { onJobMessage(JSON.parse(e.data).message); });
     es.addEventListener("task", function (e) {
+      // Task events can come by the thousand: the view follows them at most every 500 ms.
       var d = JSON.parse(e.data);
-      if (d.event.job === S.job) scheduleRefresh(200);
+      if (d.event.job === S.job) scheduleRefresh(500);
     });
   }
   function mergeSummary(s) {
@@ -247,9 +250,11 @@ export const PAGE_SCRIPT = String.raw`
       mergeSummary(summaryOfView(d.view));
       renderJobs();
       render();
-      loadTimeline();
+      // The timeline (and the scrubber's range) follow at most every 2 s while the job lives.
       var live = !FINAL[d.view.state];
-      if (live && !S.pollTimer) S.pollTimer = setInterval(function () { if (S.job === job) scheduleRefresh(0); }, 1000);
+      if (!live || Date.now() - S.timelineAt > 2000) { S.timelineAt = Date.now(); loadTimeline(); }
+      else if (!S.timelineTimer) S.timelineTimer = setTimeout(function () { S.timelineTimer = null; if (S.job === job) { S.timelineAt = Date.now(); loadTimeline(); } }, 2000);
+      if (live && !S.pollTimer) S.pollTimer = setInterval(function () { if (S.job === job) scheduleRefresh(0); }, 2000);
       if (!live && S.pollTimer) { clearInterval(S.pollTimer); S.pollTimer = null; }
     }, function (err) { if (job === S.job) problem(err); });
   }

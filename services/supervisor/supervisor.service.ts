@@ -607,7 +607,10 @@ class SupervisorService implements Supervisor {
       msg.type === "hello"
         ? { type: "HELLO", epoch: msg.epoch, slots: msg.slots, at }
         : msg.type === "heartbeat"
-          ? { type: "HEARTBEAT", epoch: msg.epoch, at }
+          ? // A heartbeat from a node never heard of (its hello lost or replaced) introduces it.
+            !this.nodes.has(msg.node) && msg.slots !== undefined
+            ? { type: "HELLO", epoch: msg.epoch, slots: msg.slots, at }
+            : { type: "HEARTBEAT", epoch: msg.epoch, at }
           : msg.type === "draining"
             ? { type: "DRAINING", epoch: msg.epoch, at }
             : { type: "BYE", epoch: msg.epoch, at };

@@ -30,6 +30,8 @@ export const HeartbeatSchema = z
     seq: z.number().int().min(0),
     at: EpochMsSchema,
     running: z.number().int().min(0),
+    /** The node's slots, so a supervisor that missed the hello (restart, lost record) still learns the node. */
+    slots: PositiveIntSchema.optional(),
   })
   .meta({ title: "heartbeat", description: "Agent liveness beat with its running-task count." });
 
