@@ -16,7 +16,7 @@ export const PAGE_SCRIPT = String.raw`
   var S = {
     jobs: new Map(), job: null, step: null, rank: null, es: null, detail: null, mode: "live", at: null,
     total: 0, replay: null, charts: new Map(), refreshTimer: null, pollTimer: null, scrubTimer: null,
-    listTimer: null, timelineTimer: null, timelineAt: 0, loadSeq: 0, shownSeq: 0, grid: null, timelineKey: "", ready: false
+    listTimer: null, timelineTimer: null, timelineAt: 0, timelineSeq: 0, timelineShown: 0, loadSeq: 0, shownSeq: 0, grid: null, timelineKey: "", ready: false
   };
 
   function $(sel, root) { return (root || document).querySelector(sel); }
@@ -142,9 +142,10 @@ export const PAGE_SCRIPT = String.raw`
     es.addEventListener("problem", function (e) { problem(JSON.parse(e.data)); });
     es.addEventListener("job", function (e) { onJobMessage(JSON.parse(e.data).message); });
     es.addEventListener("task", function (e) {
-      // Task events can come by the thousand: the view follows them at most every 500 ms.
+      // Task events can come by the thousand: a large step's view follows them at most every second.
       var d = JSON.parse(e.data);
-      if (d.event.job === S.job) scheduleRefresh(500);
+      var big = S.detail && S.detail.view.ntasks > 1000;
+      if (d.event.job === S.job) scheduleRefresh(big ? 1000 : 150);
     });
   }
   function mergeSummary(s) {
@@ -254,7 +255,7 @@ export const PAGE_SCRIPT = String.raw`
       var live = !FINAL[d.view.state];
       if (!live || Date.now() - S.timelineAt > 2000) { S.timelineAt = Date.now(); loadTimeline(); }
       else if (!S.timelineTimer) S.timelineTimer = setTimeout(function () { S.timelineTimer = null; if (S.job === job) { S.timelineAt = Date.now(); loadTimeline(); } }, 2000);
-      if (live && !S.pollTimer) S.pollTimer = setInterval(function () { if (S.job === job) scheduleRefresh(0); }, 2000);
+      if (live && !S.pollTimer) S.pollTimer = setInterval(function () { if (S.job === job) scheduleRefresh(0); }, d.view.ntasks > 1000 ? 2000 : 1000);
       if (!live && S.pollTimer) { clearInterval(S.pollTimer); S.pollTimer = null; }
     }, function (err) { if (job === S.job) problem(err); });
   }
@@ -522,8 +523,11 @@ export const PAGE_SCRIPT = String.raw`
     if (!job) return;
     var idx = S.mode === "replay" ? S.at : null;
     var q = idx === null ? "?around=1000000000" : "?around=" + idx;
+    var seq = ++S.timelineSeq;
     api("/api/jobs/" + encodeURIComponent(job) + "/timeline" + q).then(function (t) {
-      if (job !== S.job) return;
+      // An older, slower answer must not replace a newer one.
+      if (job !== S.job || seq < S.timelineShown) return;
+      S.timelineShown = seq;
       S.total = t.total;
       updateScrubber();
       renderTimeline(t);

@@ -1000,8 +1000,9 @@ class SupervisorService implements Supervisor {
           argv: [...spec.argv],
           env: { ...spec.env },
           cwd: spec.cwd,
-          ntasks: step.ntasks,
-          nnodes: placement.length,
+          // A batch script sees its whole allocation, as SLURM_NTASKS and SLURM_NNODES do.
+          ntasks: stepId === BATCH_STEP ? host.meta.request.ntasks : step.ntasks,
+          nnodes: stepId === BATCH_STEP ? (host.meta.alloc?.length ?? 1) : placement.length,
           nodeIndex,
           tasks: ranks.map((rank, localId) => ({ rank, localId })),
           label: spec.label,

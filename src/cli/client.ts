@@ -29,20 +29,35 @@ export class Client {
   async request(op: CtlOp, message: Message): Promise<unknown> {
     const subject = this.subjects.ctl.op(op, this.cfg.user);
     let reply;
-    try {
-      reply = await this.nc.request(subject, encodeMessage(message), { timeout: this.cfg.timeoutSeconds * 1000 });
-    } catch (err) {
-      const e = err as Error;
-      if (/no responders/i.test(e.message) || e.name === "NoRespondersError") {
-        throw new MusterError("UNAVAILABLE", `no supervisor answers on ${subject}: start one with "muster up" or "muster supervisor"`);
+    // A supervisor restarting (a crash, an upgrade) is away for a moment: keep asking, within the timeout.
+    const giveUp = Date.now() + this.cfg.timeoutSeconds * 1000;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        reply = await this.nc.request(subject, encodeMessage(message), { timeout: Math.max(100, giveUp - Date.now()) });
+        break;
+      } catch (err) {
+        const e = err as Error;
+        const noResponders = /no responders/i.test(e.message) || e.name === "NoRespondersError";
+        if (noResponders && Date.now() + 250 < giveUp) {
+          await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** attempt)));
+          continue;
+        }
+        return this.requestFailed(op, subject, err);
       }
-      if (/timeout/i.test(e.message)) throw new MusterError("TIMEOUT", `the supervisor did not answer ${op} within ${this.cfg.timeoutSeconds}s`);
-      throw new MusterError("UNAVAILABLE", `${op} failed: ${e.message}`, undefined, { cause: err });
     }
     const parsed = parseMessage(ReplySchema, reply.data, subject);
     if (!parsed.ok) throw new MusterError("INTERNAL", `bad reply from the supervisor: ${parsed.message}`);
     if (!parsed.value.ok) throw MusterError.fromFailure(parsed.value.error);
     return parsed.value.data;
+  }
+
+  private requestFailed(op: CtlOp, subject: string, err: unknown): never {
+    const e = err as Error;
+    if (/no responders/i.test(e.message) || e.name === "NoRespondersError") {
+      throw new MusterError("UNAVAILABLE", `no supervisor answers on ${subject}: start one with "muster up" or "muster supervisor"`);
+    }
+    if (/timeout/i.test(e.message)) throw new MusterError("TIMEOUT", `the supervisor did not answer ${op} within ${this.cfg.timeoutSeconds}s`);
+    throw new MusterError("UNAVAILABLE", `${op} failed: ${e.message}`, undefined, { cause: err });
   }
 
   /**
