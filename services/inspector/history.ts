@@ -37,19 +37,20 @@ export interface JobRecord {
 
 /** Reads every stored message of `stream` matching `subject` (from sequence `startSeq` on), oldest first. */
 export async function readStream(js: JetStreamClient, stream: string, subject: string, opts: { startSeq?: number; timeoutMs?: number } = {}): Promise<JsMsg[]> {
-  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const timeoutMs = opts.timeoutMs ?? 15_000;
   const from = opts.startSeq !== undefined && opts.startSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.startSeq } : { deliver_policy: DeliverPolicy.All };
   const consumer = await js.consumers.get(stream, { filter_subjects: subject, ...from });
   const out: JsMsg[] = [];
   try {
-    const info = await consumer.info();
-    if (info.num_pending === 0) return out;
-    const messages = await consumer.consume({ max_messages: 2000 });
+    // Read what is stored now; anything recorded meanwhile is for the next read.
+    const stored = (await consumer.info()).num_pending;
+    if (stored === 0) return out;
+    const messages = await consumer.consume({ max_messages: Math.min(2000, stored) });
     const timer = setTimeout(() => void messages.close(), timeoutMs);
     try {
       for await (const m of messages) {
         out.push(m);
-        if (m.info.pending === 0) break;
+        if (out.length >= stored || m.info.pending === 0) break;
       }
     } finally {
       clearTimeout(timer);
@@ -95,36 +96,46 @@ export class JobRecordReader {
     readonly job: string,
   ) {}
 
-  private last: Promise<unknown> = Promise.resolve();
+  /** One read of each stream at a time (concurrent reads would fetch the same new messages twice). */
+  private eventsRead: Promise<unknown> = Promise.resolve();
+  private publishedRead: Promise<unknown> = Promise.resolve();
 
-  /** Reads what is new; resolves with the whole record (arrays shared, appended to on later refreshes). */
-  refresh(what: { events?: boolean } = {}): Promise<JobRecord> {
-    // One read at a time: concurrent requests would read the same new messages twice.
-    const next = this.last.then(() => this.read(what), () => this.read(what));
-    this.last = next.catch(() => undefined);
+  /**
+   * Reads what is new (the JOBS messages only with `events: false`); resolves with the whole record,
+   * whose arrays are shared and appended to by later refreshes.
+   */
+  async refresh(what: { events?: boolean } = {}): Promise<JobRecord> {
+    await Promise.all([what.events === false ? undefined : this.queue("events"), this.queue("published")]);
+    return { events: this.events, published: this.published, unreadable: this.unreadable };
+  }
+
+  private queue(which: "events" | "published"): Promise<void> {
+    const read = () => (which === "events" ? this.readEvents() : this.readPublished());
+    const next = (which === "events" ? this.eventsRead : this.publishedRead).then(read, read);
+    if (which === "events") this.eventsRead = next.catch(() => undefined);
+    else this.publishedRead = next.catch(() => undefined);
     return next;
   }
 
-  private async read(what: { events?: boolean }): Promise<JobRecord> {
+  private async readEvents(): Promise<void> {
     const s = this.subjects;
-    const [evts, jobs] = await Promise.all([
-      what.events === false ? Promise.resolve([]) : readStream(this.js, s.streams.events.name, s.evt.ofJob(this.job), { startSeq: this.eventsSeq + 1 }),
-      readStream(this.js, s.streams.jobs.name, s.job.ofJob(this.job), { startSeq: this.publishedSeq + 1 }),
-    ]);
-    for (const m of evts) {
+    for (const m of await readStream(this.js, s.streams.events.name, s.evt.ofJob(this.job), { startSeq: this.eventsSeq + 1 })) {
       if (m.seq <= this.eventsSeq) continue;
       this.eventsSeq = m.seq;
       const event = parseTaskEvent(m);
       if (event) this.events.push({ seq: m.seq, event });
       else this.unreadable++;
     }
-    for (const m of jobs) {
+  }
+
+  private async readPublished(): Promise<void> {
+    const s = this.subjects;
+    for (const m of await readStream(this.js, s.streams.jobs.name, s.job.ofJob(this.job), { startSeq: this.publishedSeq + 1 })) {
       if (m.seq <= this.publishedSeq) continue;
       this.publishedSeq = m.seq;
       const message = parseJobMessage(m);
       if (message) this.published.push({ seq: m.seq, message });
       else this.unreadable++;
     }
-    return { events: this.events, published: this.published, unreadable: this.unreadable };
   }
 }

@@ -114,7 +114,14 @@ class InspectorService implements Inspector {
 
   async start(): Promise<string> {
     this.client = await Client.open(this.opts.config, "muster-inspector");
-    await this.followJobs();
+    try {
+      await this.followJobs();
+    } catch (err) {
+      await this.client.close();
+      if (!/stream not found/i.test((err as Error).message)) throw err;
+      const stream = this.client.subjects.streams.jobs.name;
+      throw new MusterError("UNAVAILABLE", `no ${stream} stream under prefix ${this.opts.config.prefix}: start a supervisor first (muster up, or muster supervisor)`, undefined, { cause: err });
+    }
     if (this.mirrors) {
       await this.followEventsForMirrors();
       // Jobs already running are mirrored from what was recorded of them; new ones as they appear.
@@ -251,7 +258,9 @@ class InspectorService implements Inspector {
   private async replayOf(job: string): Promise<{ replay: JobReplay; record: JobRecord }> {
     const reader = this.recordOf(job);
     const entry = this.jobs.get(job)!;
+    const t0 = Date.now();
     const [view, record] = await Promise.all([this.jobView(job), reader.refresh()]);
+    this.log.debug({ job, ms: Date.now() - t0, events: record.events.length, state: view.state }, "inspector.record_read");
     const key = `${view.state}|${record.events.length}|${view.steps.map((s) => `${s.stepId}:${s.launchedAt ?? ""}:${Object.keys(s.nodes).join(",")}`).join(";")}`;
     if (!entry.replay || entry.key !== key) {
       entry.replay = new JobReplay(view, record.events, { nodeEpochs: await this.nodeEpochs() });

@@ -16,7 +16,7 @@ export const PAGE_SCRIPT = String.raw`
   var S = {
     jobs: new Map(), job: null, step: null, rank: null, es: null, detail: null, mode: "live", at: null,
     total: 0, replay: null, charts: new Map(), refreshTimer: null, pollTimer: null, scrubTimer: null,
-    listTimer: null, timelineTimer: null, timelineAt: 0, timelineSeq: 0, timelineShown: 0, loadSeq: 0, shownSeq: 0, grid: null, timelineKey: "", ready: false
+    listTimer: null, timelineTimer: null, timelineAt: 0, timelineSeq: 0, timelineShown: 0, loadSeq: 0, shownSeq: 0, grid: null, timelineKey: "", taskEvents: null, loading: null, loadAgain: false, timelineLoading: null, timelineAgain: false, ready: false
   };
 
   function $(sel, root) { return (root || document).querySelector(sel); }
@@ -219,7 +219,7 @@ export const PAGE_SCRIPT = String.raw`
     canvas.addEventListener("mouseleave", function () { $("#grid-tip").style.display = "none"; });
     canvas.addEventListener("click", gridClick);
     d.appendChild(h("div", { class: "card" }, h("h3", { id: "grid-title", text: "Tasks" }), h("div", { class: "grid-wrap" }, canvas, h("div", { id: "grid-tip" })), h("div", { class: "legend", id: "legend" })));
-    d.appendChild(h("div", { class: "card", id: "summary" }, h("h3", { text: "Task exit summary" }), h("pre", { id: "summary-text" })));
+    d.appendChild(h("div", { class: "card", id: "summary" }, h("h3", { text: "Task exit summary (as published)" }), h("pre", { id: "summary-text" })));
     var range = h("input", { type: "range", id: "scrubber", min: "0", max: "0", value: "0", step: "1", "aria-label": "event index" });
     range.addEventListener("input", function () { scrubTo(Number(range.value)); });
     d.appendChild(h("div", { class: "card", id: "replay" },
@@ -242,8 +242,16 @@ export const PAGE_SCRIPT = String.raw`
   function loadJob() {
     var job = S.job;
     if (!job) return;
+    // One request at a time: a slow server gets one follow-up request, not a pile of them.
+    if (S.loading === job) { S.loadAgain = true; return; }
+    S.loading = job;
     var seq = ++S.loadSeq;
-    api("/api/jobs/" + encodeURIComponent(job)).then(function (d) {
+    var done = function () {
+      if (S.loading !== job) return;
+      S.loading = null;
+      if (S.loadAgain) { S.loadAgain = false; if (S.job === job) loadJob(); }
+    };
+    api("/api/jobs/" + encodeURIComponent(job)).finally(done).then(function (d) {
       if (job !== S.job || seq < S.shownSeq) return;
       S.shownSeq = seq;
       S.detail = d;
@@ -523,8 +531,15 @@ export const PAGE_SCRIPT = String.raw`
     if (!job) return;
     var idx = S.mode === "replay" ? S.at : null;
     var q = idx === null ? "?around=1000000000" : "?around=" + idx;
+    if (S.timelineLoading === job) { S.timelineAgain = true; return; }
+    S.timelineLoading = job;
     var seq = ++S.timelineSeq;
-    api("/api/jobs/" + encodeURIComponent(job) + "/timeline" + q).then(function (t) {
+    var done = function () {
+      if (S.timelineLoading !== job) return;
+      S.timelineLoading = null;
+      if (S.timelineAgain) { S.timelineAgain = false; if (S.job === job) loadTimeline(); }
+    };
+    api("/api/jobs/" + encodeURIComponent(job) + "/timeline" + q).finally(done).then(function (t) {
       // An older, slower answer must not replace a newer one.
       if (job !== S.job || seq < S.timelineShown) return;
       S.timelineShown = seq;
@@ -608,13 +623,20 @@ export const PAGE_SCRIPT = String.raw`
     showChart(chart, "task", [state]);
     var job = S.job;
     var rank = S.rank;
-    api("/api/jobs/" + encodeURIComponent(job) + "/timeline?step=" + encodeURIComponent(step.stepId) + "&rank=" + rank).then(function (t) {
-      if (job !== S.job || rank !== S.rank) return;
+    var key = job + "|" + step.stepId + "|" + rank + "|" + S.total;
+    var show = function (inputs) {
       var base = S.detail.view.submittedAt;
-      t.inputs.forEach(function (x) {
+      inputs.forEach(function (x) {
         events.appendChild(h("tr", { data: { index: String(x.index) }, onclick: function () { scrubTo(x.index); } },
           h("td", { text: "#" + x.index }), h("td", { class: "t", text: since(x.at, base) }), h("td", { text: inputText(x) })));
       });
+    };
+    // Re-rendering the same task keeps its events on screen instead of fetching them again.
+    if (S.taskEvents && S.taskEvents.key === key) { show(S.taskEvents.inputs); return; }
+    api("/api/jobs/" + encodeURIComponent(job) + "/timeline?step=" + encodeURIComponent(step.stepId) + "&rank=" + rank).then(function (t) {
+      if (job !== S.job || rank !== S.rank || !events.isConnected) return;
+      S.taskEvents = { key: key, inputs: t.inputs };
+      show(t.inputs);
     }, problem);
   }
 

@@ -10,7 +10,8 @@
  *   mode      {autoStart}                         publish task.started when a launch arrives (default true)
  *   launched  {job, ntasks}                       replies once `ntasks` ranks of `job` were launched here
  *                                                 (and their task.started acknowledged, with autoStart)
- *   exit      {job, started?, order?, fail?, code?} publishes task.ended for every rank of `job`
+ *   exit      {job, started?, order?, failAt?, failCode?, code?, window?}
+ *                                                 publishes task.ended for every rank of `job`
  *                                                 (task.started first when `started`), replies when acked
  *   rawstorm  {subject, count, template}          publishes `count` raw JetStream messages (the raw reference)
  *
@@ -175,6 +176,8 @@ interface ExitReq {
   failAt?: number;
   failCode?: number;
   code?: number;
+  /** Acknowledgements in flight per node (default BENCH_WINDOW); 1 is the real agent's serial outbox. */
+  window?: number;
 }
 
 async function exitJob(req: ExitReq): Promise<{ events: number; ms: number; failRank?: number }> {
@@ -192,13 +195,13 @@ async function exitJob(req: ExitReq): Promise<{ events: number; ms: number; fail
       if (req.started) for (const r of rec.ranks) items.push(n.started(req.job, rec.step, r));
       ranks.forEach((r, k) => items.push(n.ended(req.job, rec.step, r, k === failIdx ? (req.failCode ?? 1) : (req.code ?? 0))));
       events += items.length;
-      await publishAll(n.js, items, window);
+      await publishAll(n.js, items, req.window ?? window);
     }),
   );
   return { events, ms: performance.now() - t0, failRank };
 }
 
-async function rawStorm(req: { subject: string; count: number; template: Record<string, unknown>; lastMarker?: boolean }): Promise<{ ms: number }> {
+async function rawStorm(req: { subject: string; count: number; template: Record<string, unknown>; lastMarker?: boolean; window?: number }): Promise<{ ms: number }> {
   const t0 = performance.now();
   const per = Math.ceil(req.count / nodes.length);
   await Promise.all(
@@ -208,7 +211,7 @@ async function rawStorm(req: { subject: string; count: number; template: Record<
         const body = { ...req.template, rank: k, id: `s${k}`, at: Date.now() };
         items.push({ subject: `${req.subject}.${k}`, data: enc.encode(JSON.stringify(body)) });
       }
-      await publishAll(n.js, items, window);
+      await publishAll(n.js, items, req.window ?? window);
     }),
   );
   if (req.lastMarker) {

@@ -48,6 +48,12 @@ const SIZE = QUICK
   ? { latencySamples: 60, warmup: 5, stormTasks: 10_000, stormRounds: 2, throughputTasks: 10_000, stepTasks: 20_000, cliRuns: 5 }
   : { latencySamples: 200, warmup: 10, stormTasks: 10_000, stormRounds: 4, throughputTasks: 50_000, stepTasks: 100_000, cliRuns: 7 };
 
+/**
+ * Acknowledgements in flight per load-generating node during an exit storm: 1 is what a real agent
+ * does (its outbox publishes one event at a time, each acknowledged before the next), so the storm
+ * arrives as fast as 4 agents can report it. MUSTER_BENCH_STORM_WINDOW raises it for a harsher storm.
+ */
+const STORM_WINDOW = Number(process.env.MUSTER_BENCH_STORM_WINDOW ?? 1);
 process.env.MUSTER_TEST_NATS ??= "binary"; // /proc readings and --cpu-prof need local processes
 const RUN_ID = Math.random().toString(36).slice(2, 8);
 const USER = "bench";
@@ -412,7 +418,7 @@ async function latencyGroup(nats: NatsServerHandle): Promise<void> {
     void summary.then(() => (over = true));
     const cpu0 = cpuMsOf(inst.sup.pid);
     const tStorm = now();
-    const exits = inst.lgRequest<{ events: number; ms: number }>("exit", { job: stormJob, order: "rank", code: 0 });
+    const exits = inst.lgRequest<{ events: number; ms: number }>("exit", { job: stormJob, order: "rank", code: 0, window: STORM_WINDOW });
     const fired: Promise<void>[] = [];
     let used = 0;
     while (!over && used < probes.length) {
@@ -439,7 +445,7 @@ async function latencyGroup(nats: NatsServerHandle): Promise<void> {
     let rawOver = false;
     void rawDone.then(() => (rawOver = true));
     const tRaw = now();
-    const rawStormReq = inst.lgRequest("rawstorm", { subject: `${raw.base}.in.r${round}`, count: SIZE.stormTasks, template: { ...rawTemplate(), id: `stormdone${round}` }, lastMarker: true });
+    const rawStormReq = inst.lgRequest("rawstorm", { subject: `${raw.base}.in.r${round}`, count: SIZE.stormTasks, template: { ...rawTemplate(), id: `stormdone${round}` }, lastMarker: true, window: STORM_WINDOW });
     const rawFired: Promise<void>[] = [];
     for (let k = 0; !rawOver && k < perRound; k++) {
       const id = `s${round}_${k}`;

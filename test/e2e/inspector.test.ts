@@ -124,14 +124,17 @@ describe("muster inspect", () => {
     await page.locator(`#detail[data-job="${job}"]`).waitFor();
 
     // Rank 3 failed while the others still run; the first-failure notification is shown.
-    await page.waitForFunction(
-      () => {
-        const s = [...document.querySelectorAll("#grid-canvas li[data-rank]")].map((e: any) => e.dataset.rankState);
+    const seen: string[] = [];
+    await waitFor(
+      async () => {
+        const s = await rankStates(page);
+        if (seen.at(-1) !== s.join(",")) seen.push(s.join(","));
         return s.length === 4 && s[3] === "failed" && s.slice(0, 3).every((x) => x === "running");
       },
-      undefined,
-      { timeout: 10_000 },
-    );
+      { timeoutMs: 10_000, intervalMs: 50 },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; the grid showed, in turn: ${seen.join(" | ")}; run stderr:\n${run.stderr()}`);
+    });
     await page.locator("#notice[data-trigger-rank='3']").waitFor({ timeout: 10_000 });
     expect(await page.locator("#notice").innerText()).toMatch(/task 3 on node-\d+ exited with code 5/);
     // The notification is the step's picture when rank 3 ended (a rank may still have been launching).
@@ -176,8 +179,7 @@ describe("muster inspect", () => {
     await page.evaluate((j) => (location.hash = `#/jobs/${j}/steps/0/tasks/3`), job);
     await page.locator("#task[data-rank='3'][data-task-state='exited']").waitFor({ timeout: 10_000 });
     await page.locator("[data-chart='task'] g.state.active[data-state='exited']").waitFor({ timeout: 10_000 });
-    await page.locator("#task-events tr").nth(2).waitFor({ timeout: 10_000 });
-    expect(await page.locator("#task-events").innerText()).toMatch(/task\.ended step 0 rank 3 on node-\d+: exited with code 5/);
+    await page.locator("#task-events tr", { hasText: /task\.ended step 0 rank 3 on node-\d+: exited with code 5/ }).waitFor({ timeout: 10_000 });
     expect(await page.locator("#replay-banner").innerText()).toMatch(/first failure: task 3 exited with code 5/);
     await page.screenshot({ path: join(IMG, "inspector-scrub.png"), fullPage: true });
 
@@ -236,29 +238,53 @@ describe("muster inspect", () => {
       expect(launched.ok, JSON.stringify(launched)).toBe(true);
       const started = Date.now();
 
-      // Time until interactive: navigation to the job's page until its 10,000 cells are drawn.
+      // Time until interactive: a fresh tab loading the job's page until its 10,000 cells are drawn.
+      const big = await browser.newPage();
+      big.on("request", (r) => {
+        if (!r.url().startsWith(url) && !r.url().startsWith("data:")) outside.push(r.url());
+      });
       const t0 = Date.now();
-      await page.goto(`${url}#/jobs/${job}`);
-      await page.locator("#grid-canvas[data-drawn='10000']").waitFor({ timeout: 30_000 });
+      await big.goto(`${url}#/jobs/${job}`);
+      await big.locator("#grid-canvas[data-drawn='10000']").waitFor({ timeout: 30_000 });
       const tti = Date.now() - t0;
-      const jobView = Number(await page.evaluate((j) => performance.getEntriesByType("resource").filter((e) => e.name.endsWith(`/api/jobs/${j}`)).map((e) => e.duration).at(-1) ?? -1, job));
-      expect(await page.locator("#grid-canvas").getAttribute("data-ntasks")).toBe("10000");
+      const jobView = Number(await big.evaluate((j) => performance.getEntriesByType("resource").filter((e) => e.name.endsWith(`/api/jobs/${j}`)).map((e) => e.duration).at(-1) ?? -1, job));
+      expect(await big.locator("#grid-canvas").getAttribute("data-ntasks")).toBe("10000");
 
       // Every task ends (rank 5,000 with code 5); the page follows to the verdict.
       const exitAt = Date.now();
       const exit = await lg("exit", { job, failAt: 0.5, failCode: 5 });
       expect(exit.ok, JSON.stringify(exit)).toBe(true);
-      await page.locator("#detail[data-state='FAILED']").waitFor({ timeout: 60_000 });
+      const published = Date.now();
+      // When the supervisor itself had the verdict, to tell its time from the page's.
+      const verdict = waitFor(
+        async () => {
+          const r = await nc.request(s.ctl.query("alice"), encodeMessage({ type: "query", v: 1, what: "history" }), { timeout: 10_000 });
+          const q = parseMessage(ReplySchema, r.data, "query");
+          return q.ok && q.value.ok && (q.value.data as { jobId: string }[]).some((v) => v.jobId === job) ? Date.now() : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 100, message: "the supervisor's verdict" },
+      );
+      await big.locator("#detail[data-state='FAILED']").waitFor({ timeout: 60_000 }).catch((err: Error) => {
+        throw new Error(`${err.message}\ninspector log tail:\n${inspector.stderr().split("\n").slice(-40).join("\n")}`);
+      });
       const ended = Date.now();
-      await page.waitForFunction(() => JSON.parse(document.querySelector("#grid-canvas").dataset.groups ?? "{}")["exited:5"] === "5000", undefined, { timeout: 30_000 });
+      const decided = await verdict;
+      if (ended - decided > 5000) (await import("node:fs")).writeFileSync("tmp/insp-slow.log", inspector.stderr());
+      await big.waitForFunction(() => JSON.parse(document.querySelector("#grid-canvas").dataset.groups ?? "{}")["exited:5"] === "5000", undefined, { timeout: 30_000 });
 
       // Scrubbing a 20,002-input replay: the first request replays everything once, later ones start from checkpoints.
       const max = 20_001;
-      await page.locator(`#scrubber[max='${max}']`).waitFor({ state: "attached", timeout: 30_000 });
+      await big.locator(`#scrubber[max='${max}']`).waitFor({ state: "attached", timeout: 30_000 }).catch(async (err: Error) => {
+        const t = (await (await fetch(`${url}api/jobs/${job}/timeline?around=0&limit=1`)).json()) as { total: number };
+        const where = await big.locator("#where").innerText();
+        const problem = await big.locator("#problem").innerText();
+        const ranges = await big.evaluate(() => [...document.querySelectorAll("input[type=range]")].map((e: any) => `${e.id} max=${e.getAttribute("max")} value=${e.value}`));
+        throw new Error(`${err.message}\ntimeline API total ${t.total}; page: "${where}", problem "${problem}", ranges ${ranges.join("; ")}\ninspector log tail:\n${inspector.stderr().split("\n").slice(-40).join("\n")}`);
+      });
       const scrub = async (at: number) => {
         const t = Date.now();
-        await page.locator("#scrubber").fill(String(at));
-        await page.locator(`#grid-canvas[data-mode='replay'][data-at='${at}']`).waitFor({ timeout: 30_000 });
+        await big.locator("#scrubber").fill(String(at));
+        await big.locator(`#grid-canvas[data-mode='replay'][data-at='${at}']`).waitFor({ timeout: 30_000 });
         return Date.now() - t;
       };
       const firstScrub = await scrub(max);
@@ -272,14 +298,15 @@ describe("muster inspect", () => {
         return Math.round(performance.now() - t);
       };
       const replayApi = [await apiMs(12_345), await apiMs(777), await apiMs(max)];
-      expect(new Set(await page.$$eval("#legend [data-key]", (els) => els.map((e: any) => e.dataset.key)))).toEqual(new Set(["pending"]));
+      expect(new Set(await big.$$eval("#legend [data-key]", (els) => els.map((e: any) => e.dataset.key)))).toEqual(new Set(["pending"]));
       console.log(
         `inspector, 10,000-task step: time until interactive ${tti} ms (job view fetch ${Math.round(jobView)} ms); ` +
-          `launch+start of 10,000 tasks ${started - submitted} ms; 10,000 ends to FAILED on the page ${ended - exitAt} ms; ` +
+          `launch+start of 10,000 tasks ${started - submitted} ms; 10,000 ends published in ${published - exitAt} ms, FAILED at the supervisor after ${decided - exitAt} ms and on the page after ${ended - exitAt} ms; ` +
           `scrub to the last of ${max + 1} inputs ${firstScrub} ms (first replay), to the middle ${midScrub} ms, to the start ${startScrub} ms; ` +
           `replay API alone ${replayApi.join("/")} ms`,
       );
       expect(outside).toEqual([]);
+      await big.close();
     } finally {
       await nc.close();
       await loadgen.stop();
