@@ -35,6 +35,9 @@ export interface JobRecord {
   readonly unreadable: number;
 }
 
+/** Messages asked for per pull request. */
+const FETCH_BATCH = 1000;
+
 /** Reads every stored message of `stream` matching `subject` (from sequence `startSeq` on), oldest first. */
 export async function readStream(js: JetStreamClient, stream: string, subject: string, opts: { startSeq?: number; timeoutMs?: number } = {}): Promise<JsMsg[]> {
   const timeoutMs = opts.timeoutMs ?? 15_000;
@@ -42,19 +45,15 @@ export async function readStream(js: JetStreamClient, stream: string, subject: s
   const consumer = await js.consumers.get(stream, { filter_subjects: subject, ...from });
   const out: JsMsg[] = [];
   try {
-    // Read what is stored now; anything recorded meanwhile is for the next read.
+    // Read what is stored now; anything recorded meanwhile is for the next read. Fetches are
+    // bounded (`expires`), so a read never waits on messages that do not come.
     const stored = (await consumer.info()).num_pending;
-    if (stored === 0) return out;
-    const messages = await consumer.consume({ max_messages: Math.min(2000, stored) });
-    const timer = setTimeout(() => void messages.close(), timeoutMs);
-    try {
-      for await (const m of messages) {
-        out.push(m);
-        if (out.length >= stored || m.info.pending === 0) break;
-      }
-    } finally {
-      clearTimeout(timer);
-      await messages.close();
+    const deadline = Date.now() + timeoutMs;
+    while (out.length < stored && Date.now() < deadline) {
+      const batch = await consumer.fetch({ max_messages: Math.min(FETCH_BATCH, stored - out.length), expires: 2_000 });
+      const before = out.length;
+      for await (const m of batch) out.push(m);
+      if (out.length === before) break;
     }
     return out;
   } finally {

@@ -66,8 +66,8 @@ export interface Supervisor {
   stop(): Promise<void>;
 }
 
-/** Tasks listed in a job view at most; larger steps give groups only. */
-const VIEW_TASK_LIMIT = 10_000;
+/** Tasks listed in a job view at most (about 110 bytes each, well under the 1 MiB reply limit); larger steps give groups only. */
+const VIEW_TASK_LIMIT = 4096;
 const CONSUMER = "supervisor";
 /** How long a node's `bye` waits for the task events stored before it, at most, ms. */
 const BYE_EVENTS_WAIT_MS = 5_000;
@@ -233,7 +233,13 @@ class SupervisorService implements Supervisor {
   private async handleControl(msg: Msg): Promise<void> {
     const parsedSubject = this.subjects.parse(msg.subject);
     const respond = (reply: Message) => {
-      if (msg.reply) msg.respond(encodeMessage(reply));
+      if (!msg.reply) return;
+      try {
+        msg.respond(encodeMessage(reply));
+      } catch (err) {
+        this.log.error({ err, subject: msg.subject }, "ctl.reply_too_large");
+        msg.respond(encodeMessage(errReply("PAYLOAD_TOO_LARGE", `the reply to ${msg.subject} is larger than the payload limit`)));
+      }
     };
     if (!parsedSubject || parsedSubject.kind !== "ctl") {
       respond(errReply("BAD_REQUEST", `not a control subject: ${msg.subject}`));

@@ -145,6 +145,9 @@ interface LaunchedNode {
   readonly ranks?: number[];
 }
 
+/** Installations of the group running now, for diagnostics when it fails. */
+const installs = new Set<Install>();
+
 class Install {
   readonly subjects: Subjects;
   readonly env: Record<string, string>;
@@ -169,12 +172,13 @@ class Install {
       MUSTER_PREFIX: prefix,
       MUSTER_USER: USER,
       MUSTER_LOG_LEVEL: "info",
-      BENCH_RUN_ID: RUN_ID,
+      BENCH_RUN_ID: `${RUN_ID}_${group}`, // each installation's load generator answers on its own subjects
       ...extraEnv,
     };
   }
 
   async start(o: { autoStart?: boolean; memFile?: string } = {}): Promise<void> {
+    installs.add(this);
     this.nc = await connect({ servers: this.nats.url, name: `bench-runner-${this.group}` });
     this.js = jetstream(this.nc);
     this.jsm = await jetstreamManager(this.nc);
@@ -215,6 +219,20 @@ class Install {
     if (PROFILE_DIR) nodeArgs.push("--cpu-prof", "--cpu-prof-dir", PROFILE_DIR, "--cpu-prof-name", `supervisor-${this.group}-${RUN_ID}.cpuprofile`);
     if (memFile) nodeArgs.push("--expose-gc", "--import", pathToFileURL(resolve(ROOT, "test/bench/memprobe.mjs")).href);
     this.sup = startPeer("supervisor", [...nodeArgs, MUSTER_BIN, "supervisor"], { ...this.env, ...(memFile ? { MUSTER_BENCH_MEMFILE: memFile } : {}) });
+    // A node that leaves `online` during a benchmark invalidates it (and is itself a finding): say so.
+    let partial = "";
+    this.sup.proc.stderr!.on("data", (d: Buffer) => {
+      const lines = (partial + d.toString("utf8")).split("\n");
+      partial = lines.pop() ?? "";
+      for (const l of lines) {
+        if (!l.includes('"msg":"node.state"') && !l.includes('"msg":"node.lost"')) continue;
+        const m = JSON.parse(l) as { node?: string; from?: string; to?: string; msg: string };
+        if (m.msg === "node.state" && m.to === "online") continue;
+        const note = `${this.group}: supervisor: node ${m.node} ${m.msg === "node.lost" ? "lost" : `${m.from} -> ${m.to}`}`;
+        log(note);
+        ((details.nodeIncidents ??= []) as string[]).push(note);
+      }
+    });
     await this.sup.waitLine(/"msg":"supervisor\.started"/, 30_000);
   }
 
@@ -245,7 +263,7 @@ class Install {
   }
 
   async lgRequest<T = Record<string, unknown>>(op: string, body: unknown, timeout = 120_000): Promise<T> {
-    const r = await this.nc.request(benchSubject(RUN_ID, "lg", op), enc.encode(JSON.stringify(body)), { timeout });
+    const r = await this.nc.request(benchSubject(this.env.BENCH_RUN_ID!, "lg", op), enc.encode(JSON.stringify(body)), { timeout });
     const reply = JSON.parse(dec.decode(r.data)) as { ok: boolean; error?: string };
     if (!reply.ok) throw new Error(`loadgen ${op}: ${reply.error}`);
     return reply as T;
@@ -296,6 +314,7 @@ class Install {
   }
 
   async stop(): Promise<void> {
+    installs.delete(this);
     await this.lg?.stop(5_000);
     await this.sup?.stop(30_000);
     const names = [...Object.values(this.subjects.streams).map((s) => s.name), `KV_${this.subjects.buckets.snapshots}`];
@@ -331,7 +350,9 @@ function rawTemplate(): Record<string, unknown> {
 
 async function latencyGroup(nats: NatsServerHandle): Promise<void> {
   log("latency: starting supervisor and load generator (4 nodes)");
-  const inst = new Install("latency", nats, ["lg-1", "lg-2", "lg-3", "lg-4"]);
+  // Node timeout 60 s: a supervisor that falls more than the default 10 s behind a storm declares
+  // the (healthy) load-generating nodes lost, which would end the measurement; the lag is reported.
+  const inst = new Install("latency", nats, ["lg-1", "lg-2", "lg-3", "lg-4"], { MUSTER_NODE_TIMEOUT: "60" });
   await inst.start();
   const raw = await rawStream(inst.jsm, `lat_${RUN_ID}`);
   const relay = startPeer("raw-relay", [...TSX, resolve(ROOT, "test/bench/raw-peer.ts")], {
@@ -431,7 +452,14 @@ async function latencyGroup(nats: NatsServerHandle): Promise<void> {
     const s = await summary;
     const stormMs = s.t - tStorm;
     await Promise.all(fired);
-    stormInfo.push({ round, interval, probes: used, publishMs: Math.round(published.ms), processedMs: Math.round(stormMs), supervisorCpuMs: (cpuMsOf(inst.sup.pid) ?? 0) - (cpu0 ?? 0) });
+    stormInfo.push({
+      round,
+      interval,
+      probes: used,
+      publishMs: Math.round(published.ms),
+      processedMs: Math.round(stormMs),
+      supervisorCpuMs: (cpuMsOf(inst.sup.pid) ?? 0) - (cpu0 ?? 0),
+    });
     // Finish the unused probe jobs (not counted) so that they leave the supervisor.
     for (const p of probes.slice(used)) await fire(p).ff;
     await inst.quiesce();
@@ -471,6 +499,8 @@ async function latencyGroup(nats: NatsServerHandle): Promise<void> {
   const sp99 = quantile(storm.map((s) => s.ms), 0.99);
   add({ group: "latency", name: `storm notification p50 (${storm.length} samples)`, unit: "ms", muster: sp50, raw: quantile(stormRaw.map((s) => s.ms), 0.5) });
   add({ group: "latency", name: "storm notification p99", unit: "ms", muster: sp99, raw: quantile(stormRaw.map((s) => s.ms), 0.99), target: "<= 50 ms", pass: sp99 <= 50 });
+  const lag = Math.max(...stormInfo.map((r) => (r.processedMs as number) - (r.publishMs as number)));
+  add({ group: "latency", name: "storm: supervisor behind the agents at the end (worst round)", unit: "ms", muster: Math.max(0, lag) });
   await relay.stop();
   await raw.drop();
   await inst.stop();
@@ -742,6 +772,10 @@ async function group(name: string, fn: () => Promise<void>): Promise<void> {
   } catch (err) {
     // One group failing must not hide the others' figures.
     log(`${name} failed: ${(err as Error).stack ?? String(err)}`);
+    for (const inst of installs) {
+      for (const p of [inst.sup, inst.lg]) if (p) log(`--- last output of ${p.name}:\n${p.output().split("\n").slice(-25).join("\n")}`);
+      await inst.stop().catch(() => undefined);
+    }
     failures.push(`${name}: ${(err as Error).message.split("\n")[0]}`);
   }
   const loads = (details.load ??= {}) as Record<string, unknown>;
