@@ -3,10 +3,11 @@
  * and a README.md index embedding the Mermaid blocks, all generated from the machines'
  * definitions; `--check` writes nothing and exits 1 when a file is stale, missing or extra.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { CHART_MACHINES, CHART_MACHINE_NAMES, chartModel, everywhereNote, renderDot, renderMermaid, renderSvg } from "../src/charts/index.js";
+import { checkGenerated, runGenerator, writeGenerated } from "./generated-files.js";
+import type { Drift } from "./generated-files.js";
 
 /** The project root (this file lives in scripts/). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -58,54 +59,25 @@ export function renderCharts(): Map<string, string> {
 }
 
 /** Differences between the rendered charts and the files under `root`. */
-export interface ChartDrift {
-  readonly stale: string[];
-  readonly missing: string[];
-  readonly extra: string[];
-}
+export type ChartDrift = Drift;
+
+const isChart = (file: string): boolean => GENERATED.test(file);
 
 /** Compares the rendered charts with the files on disk. */
 export function checkCharts(root: string = ROOT): ChartDrift {
-  const rendered = renderCharts();
-  let onDisk: string[] = [];
-  try {
-    onDisk = readdirSync(join(root, CHART_DIR)).filter((f) => GENERATED.test(f)).map((f) => `${CHART_DIR}/${f}`);
-  } catch {
-    onDisk = [];
-  }
-  const stale: string[] = [];
-  const missing: string[] = [];
-  for (const [path, content] of rendered) {
-    if (!onDisk.includes(path)) missing.push(path);
-    else if (readFileSync(join(root, path), "utf8") !== content) stale.push(path);
-  }
-  const extra = onDisk.filter((p) => !rendered.has(p)).sort();
-  return { stale, missing, extra };
+  return checkGenerated(root, CHART_DIR, isChart, renderCharts());
 }
 
 /** Writes the rendered charts and removes generated files that no longer correspond to a machine. */
 export function writeCharts(root: string = ROOT): ChartDrift {
-  const drift = checkCharts(root);
-  mkdirSync(join(root, CHART_DIR), { recursive: true });
-  for (const [path, content] of renderCharts()) writeFileSync(join(root, path), content);
-  for (const path of drift.extra) rmSync(join(root, path));
-  return drift;
-}
-
-function main(argv: readonly string[]): number {
-  if (argv.includes("--check")) {
-    const { stale, missing, extra } = checkCharts();
-    const lines = [...stale.map((p) => `stale: ${p}`), ...missing.map((p) => `missing: ${p}`), ...extra.map((p) => `extra: ${p}`)];
-    if (lines.length === 0) return 0;
-    process.stderr.write(`${lines.join("\n")}\nrun: npm run gen:charts\n`);
-    return 1;
-  }
-  const { stale, missing, extra } = writeCharts();
-  const changed = stale.length + missing.length + extra.length;
-  process.stdout.write(`gen:charts: ${renderCharts().size} files in ${CHART_DIR}, ${changed} changed\n`);
-  return 0;
+  return writeGenerated(root, CHART_DIR, isChart, renderCharts());
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = main(process.argv.slice(2));
+  process.exitCode = runGenerator(process.argv.slice(2), {
+    check: () => checkCharts(),
+    write: () => writeCharts(),
+    hint: "npm run gen:charts",
+    label: (changed) => `gen:charts: ${renderCharts().size} files in ${CHART_DIR}, ${changed} changed`,
+  });
 }

@@ -2,12 +2,13 @@
  * Writes one JSON Schema per message type into docs/protocol/<type>.schema.json from the zod
  * schemas; `--check` writes nothing and exits 1 when a file is stale, missing or extra.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { z } from "zod";
 import { MESSAGE_SCHEMAS } from "../src/protocol/messages.js";
 import type { MessageType } from "../src/protocol/messages.js";
+import { checkGenerated, runGenerator, writeGenerated } from "./generated-files.js";
+import type { Drift } from "./generated-files.js";
 
 /** The project root (this file lives in scripts/). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -29,59 +30,25 @@ export function renderSchemas(): Map<string, string> {
 }
 
 /** Differences between the rendered schemas and the files under `root`. */
-export interface SchemaDrift {
-  readonly stale: string[];
-  readonly missing: string[];
-  readonly extra: string[];
-}
+export type SchemaDrift = Drift;
+
+const isSchema = (file: string): boolean => file.endsWith(SUFFIX);
 
 /** Compares the rendered schemas with the files on disk. */
 export function checkSchemas(root: string = ROOT): SchemaDrift {
-  const rendered = renderSchemas();
-  const dir = join(root, SCHEMA_DIR);
-  let onDisk: string[] = [];
-  try {
-    onDisk = readdirSync(dir).filter((f) => f.endsWith(SUFFIX)).map((f) => `${SCHEMA_DIR}/${f}`);
-  } catch {
-    onDisk = [];
-  }
-  const stale: string[] = [];
-  const missing: string[] = [];
-  for (const [path, content] of rendered) {
-    if (!onDisk.includes(path)) missing.push(path);
-    else if (readFileSync(join(root, path), "utf8") !== content) stale.push(path);
-  }
-  const extra = onDisk.filter((p) => !rendered.has(p)).sort();
-  return { stale, missing, extra };
+  return checkGenerated(root, SCHEMA_DIR, isSchema, renderSchemas());
 }
 
 /** Writes the rendered schemas and removes generated files that no longer correspond to a message. */
 export function writeSchemas(root: string = ROOT): SchemaDrift {
-  const drift = checkSchemas(root);
-  mkdirSync(join(root, SCHEMA_DIR), { recursive: true });
-  for (const [path, content] of renderSchemas()) writeFileSync(join(root, path), content);
-  for (const path of drift.extra) rmSync(join(root, path));
-  return drift;
-}
-
-function main(argv: readonly string[]): number {
-  if (argv.includes("--check")) {
-    const { stale, missing, extra } = checkSchemas();
-    const lines = [
-      ...stale.map((p) => `stale: ${p}`),
-      ...missing.map((p) => `missing: ${p}`),
-      ...extra.map((p) => `extra: ${p}`),
-    ];
-    if (lines.length === 0) return 0;
-    process.stderr.write(`${lines.join("\n")}\nrun: npm run gen:schemas\n`);
-    return 1;
-  }
-  const { stale, missing, extra } = writeSchemas();
-  const changed = stale.length + missing.length + extra.length;
-  process.stdout.write(`gen:schemas: ${renderSchemas().size} schemas in ${SCHEMA_DIR}, ${changed} changed\n`);
-  return 0;
+  return writeGenerated(root, SCHEMA_DIR, isSchema, renderSchemas());
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = main(process.argv.slice(2));
+  process.exitCode = runGenerator(process.argv.slice(2), {
+    check: () => checkSchemas(),
+    write: () => writeSchemas(),
+    hint: "npm run gen:schemas",
+    label: (changed) => `gen:schemas: ${renderSchemas().size} schemas in ${SCHEMA_DIR}, ${changed} changed`,
+  });
 }

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { COMMANDS } from "../../src/cli/main.js";
 import { JobViewSchema } from "../../src/protocol/index.js";
-import { startCluster, type Cluster, type CommandResult } from "../support/cluster.js";
+import { jobIdOf, startCluster, type Cluster, type CommandResult } from "../support/cluster.js";
 import { startNatsServer, uniquePrefix, type NatsServerHandle } from "../support/nats-fixture.js";
 import { waitFor } from "../support/wait.js";
 
@@ -18,13 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await c?.stop();
 });
-
-/** The job id `muster run -v` prints on stderr. */
-function jobIdOf(stderr: string): string {
-  const m = /muster: job (\S+):/.exec(stderr);
-  if (!m) throw new Error(`no job id in stderr:\n${stderr}`);
-  return m[1]!;
-}
 
 /** Asserts exactly one line of stderr, `muster: error: …`, and returns it. */
 function oneErrorLine(r: CommandResult): string {

@@ -6,7 +6,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startCluster, type Cluster, type RunningCommand } from "../support/cluster.js";
+import { jobOf, startCluster, type Cluster } from "../support/cluster.js";
 import { waitFor } from "../support/wait.js";
 
 let c: Cluster;
@@ -31,11 +31,6 @@ interface TaskView {
   killedByRuntime: boolean;
   startedAt?: number;
   endedAt?: number;
-}
-
-/** The job id `muster run -v` prints on stderr, once it is there. */
-async function jobOf(run: RunningCommand): Promise<string> {
-  return waitFor(() => /muster: job (\S+):/.exec(run.stderr())?.[1], { timeoutMs: 15_000, message: `job id in stderr of muster run: ${run.stderr()}` });
 }
 
 async function view(job: string): Promise<any> {

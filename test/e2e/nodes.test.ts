@@ -8,7 +8,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { ChildProcess } from "node:child_process";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import { startCluster, type Cluster, type ClusterOptions, type RunningCommand } from "../support/cluster.js";
+import { jobOf, startCluster, type Cluster, type ClusterOptions, type RunningCommand } from "../support/cluster.js";
 import { waitFor } from "../support/wait.js";
 
 let c: Cluster | undefined;
@@ -27,10 +27,6 @@ const SYSTEM_ACCOUNT: ClusterOptions = {
 async function cluster(opts: ClusterOptions): Promise<Cluster> {
   c = await startCluster(opts);
   return c;
-}
-
-async function jobOf(run: RunningCommand): Promise<string> {
-  return waitFor(() => /muster: job (\S+):/.exec(run.stderr())?.[1], { timeoutMs: 15_000, message: `job id in stderr of muster run: ${run.stderr()}` });
 }
 
 /** Waits until the job's `n` tasks run, and returns them. */

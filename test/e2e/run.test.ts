@@ -5,7 +5,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startCluster, type Cluster } from "../support/cluster.js";
+import { jobIdOf, startCluster, type Cluster } from "../support/cluster.js";
 import { waitFor } from "../support/wait.js";
 
 let c: Cluster;
@@ -17,13 +17,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await c?.stop();
 });
-
-/** The job id `muster run -v` prints on stderr. */
-function jobIdOf(stderr: string): string {
-  const m = /muster: job (\S+):/.exec(stderr);
-  if (!m) throw new Error(`no job id in stderr:\n${stderr}`);
-  return m[1]!;
-}
 
 /** Messages stored on a subject of the JOBS stream. */
 async function storedMessages(subject: string): Promise<unknown[]> {

@@ -95,6 +95,18 @@ function capture(p: ChildProcess): RunningCommand {
   return { proc: p, stdout: () => out, stderr: () => err, done };
 }
 
+/** The job id `muster run -v` prints on stderr; throws when there is none. */
+export function jobIdOf(stderr: string): string {
+  const m = /muster: job (\S+):/.exec(stderr);
+  if (!m) throw new Error(`no job id in stderr:\n${stderr}`);
+  return m[1]!;
+}
+
+/** Waits for the job id a running `muster run -v` prints on stderr. */
+export async function jobOf(run: RunningCommand): Promise<string> {
+  return waitFor(() => /muster: job (\S+):/.exec(run.stderr())?.[1], { timeoutMs: 15_000, message: `job id in stderr of muster run: ${run.stderr()}` });
+}
+
 /** Starts nats-server, a supervisor and `agents` agents (node-1 …). */
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
   const nats = await startNatsServer(opts.nats);
