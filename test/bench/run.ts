@@ -228,9 +228,10 @@ class Install {
         if (!l.includes('"msg":"node.state"') && !l.includes('"msg":"node.lost"')) continue;
         const m = JSON.parse(l) as { node?: string; from?: string; to?: string; msg: string };
         if (m.msg === "node.state" && m.to === "online") continue;
-        const note = `${this.group}: supervisor: node ${m.node} ${m.msg === "node.lost" ? "lost" : `${m.from} -> ${m.to}`}`;
-        log(note);
-        ((details.nodeIncidents ??= []) as string[]).push(note);
+        const what = m.msg === "node.lost" ? "lost" : `${m.from} -> ${m.to}`;
+        const counts = ((details.nodeIncidents ??= {}) as Record<string, Record<string, number>>)[this.group] ??= {};
+        if (!counts[what]) log(`${this.group}: supervisor: node ${m.node} ${what} (later ones are counted in the JSON details)`);
+        counts[what] = (counts[what] ?? 0) + 1;
       }
     });
     await this.sup.waitLine(/"msg":"supervisor\.started"/, 30_000);
