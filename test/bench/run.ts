@@ -20,6 +20,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createSubjects, encodeMessage, type Message, type Subjects } from "../../src/protocol/index.js";
 import { startCluster } from "../support/cluster.js";
+import { failuresGroup } from "./failures.js";
 import { startNatsServer, uniquePrefix, type NatsServerHandle } from "../support/nats-fixture.js";
 import { benchSubject, cpuMsOf, dec, enc, fmtBytes, median, MUSTER_BIN, now, peakRssOf, quantile, ROOT, rssOf, sleep, startPeer, TSX, until, type Peer } from "./lib.js";
 
@@ -36,11 +37,11 @@ const { values: opts } = parseArgs({
   },
 });
 if (opts.help) {
-  process.stdout.write("usage: npm run bench -- [--quick] [--json FILE] [--only latency,throughput,step,cli] [--profile DIR]\n");
+  process.stdout.write("usage: npm run bench -- [--quick] [--json FILE] [--only latency,throughput,step,cli,failures] [--profile DIR]\n");
   process.exit(0);
 }
 const QUICK = Boolean(opts.quick);
-const GROUPS = new Set((opts.only ?? "latency,throughput,step,cli").split(",").map((s) => s.trim()));
+const GROUPS = new Set((opts.only ?? "latency,throughput,step,cli,failures").split(",").map((s) => s.trim()));
 const PROFILE_DIR = opts.profile ? resolve(opts.profile) : undefined;
 if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
 
@@ -814,6 +815,7 @@ async function main(): Promise<void> {
     await nats.cleanup();
   }
   if (GROUPS.has("cli")) await group("cli", () => cliGroup());
+  if (GROUPS.has("failures")) await group("failures", async () => (await failuresGroup(QUICK ? 3 : 5, log)).forEach(add));
   printTable();
   const totalS = (Date.now() - started) / 1000;
   process.stdout.write(`bench took ${totalS.toFixed(0)} s (${QUICK ? "--quick" : "full"})${PROFILE_DIR ? `; CPU profiles in ${PROFILE_DIR}` : ""}\n`);
