@@ -12,7 +12,7 @@ import { nodeMachine, nodeNextDeadline, type NodeEffect, type NodeEvent, type No
 import { stepNextDeadline, stepPicture, type Placement, type SignalTarget, type StepContext, type StepEvent, type StepPolicies } from "../../machines/step.machine.js";
 import { BATCH_STEP } from "../../machines/job.machine.js";
 import type { TaskEvent } from "../../machines/task.machine.js";
-import { allTasks } from "../../machines/task-table.js";
+import { allTasks, getTask, hasRank } from "../../machines/task-table.js";
 import type { Config } from "../../src/config.js";
 import { MusterError, toFailure } from "../../src/errors.js";
 import { compareNodeNames, formatExitCode, outcomeExitCode, type RunState } from "../../src/exit-status/index.js";
@@ -212,7 +212,7 @@ class SupervisorService implements Supervisor {
         const ctx = actor.getSnapshot().context;
         if (ctx.end || ctx.launchedAt === undefined) continue;
         const stillLaunching = ctx.placement.filter((p) => {
-          for (const r of IdSet.parse(p.ranks)) if (ctx.tasks.chunks[Math.floor(r / 1024)]?.[r % 1024]?.state === "launching") return true;
+          for (const r of IdSet.parse(p.ranks)) if (hasRank(ctx.tasks, r) && getTask(ctx.tasks, r).state === "launching") return true;
           return false;
         });
         if (stillLaunching.length) void this.launch(host, stepId, stillLaunching);
@@ -837,7 +837,7 @@ class SupervisorService implements Supervisor {
         break;
       case "notifyFirstFailure": {
         const p = eff.params;
-        await this.publishOnce(this.subjects.job.exitCodes(e.job, stepToken(e.step)), `${e.job}.${e.step}.first_failure`, {
+        await this.publishOnce(this.subjects.job.exitCodes(e.job, wireStep(e.step)), `${e.job}.${e.step}.first_failure`, {
           type: "step.first_failure",
           v: 1,
           job: e.job,
@@ -864,7 +864,7 @@ class SupervisorService implements Supervisor {
         break;
       case "stepEnded": {
         const p = eff.params;
-        await this.publishOnce(this.subjects.job.exitCodes(e.job, stepToken(e.step)), `${e.job}.${e.step}.summary`, {
+        await this.publishOnce(this.subjects.job.exitCodes(e.job, wireStep(e.step)), `${e.job}.${e.step}.summary`, {
           type: "step.summary",
           v: 1,
           job: e.job,
@@ -1119,10 +1119,6 @@ class SupervisorService implements Supervisor {
 /** A step id as it travels on the wire (`0` as a number, `batch` as the literal). */
 function wireStep(step: string): number | "batch" {
   return step === "batch" ? "batch" : Number(step);
-}
-
-function stepToken(step: string): number | "batch" {
-  return wireStep(step);
 }
 
 /** An output file path: `%j` becomes the job id; relative paths are relative to the submit directory. */

@@ -5,7 +5,7 @@
  */
 import { loadConfig, type Config } from "../config.js";
 import { MusterError } from "../errors.js";
-import { parseSignal } from "../exit-status/index.js";
+import { isFinalState, parseSignal } from "../exit-status/index.js";
 import { JobStateMessageSchema, StepExitCodesMessageSchema, parseMessage, type JobView, type NodeView } from "../protocol/index.js";
 import { CONNECTION_OPTIONS, connectionFlags, parseArgs, renderOptions, type OptionSpec, type ParsedArgs } from "./args.js";
 import { Client } from "./client.js";
@@ -233,7 +233,7 @@ async function dispatch(
             const id = v.step === undefined ? `JobId=${v.job}` : `StepId=${v.job}.${v.step}`;
             out(`${new Date(v.at).toISOString()} ${id} State=${v.state} Reason=${v.reason} ExitCode=${v.exitCode}${v.derivedExitCode ? ` DerivedExitCode=${v.derivedExitCode}` : ""}${v.failedNode ? ` FailedNode=${v.failedNode}` : ""}\n`);
           }
-          if (v.step === undefined && ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"].includes(v.state)) return false;
+          if (v.step === undefined && isFinalState(v.state)) return false;
         });
         await follow.done;
         follow.stop();

@@ -18,7 +18,8 @@ export function errorLines(msg: StepExitCodesMessage, launchErrors?: ReadonlyMap
   return taskErrorLines({ groups: msg.groups, nodes: msg.nodes, killedByRuntime: msg.killedByRuntime }, launchErrors);
 }
 
-function time(ms: number | undefined): string {
+/** A time as every CLI surface prints it: UTC, to the second (`2026-11-22T22:43:36`), or `Unknown`. */
+export function formatTime(ms: number | undefined): string {
   return ms === undefined ? "Unknown" : new Date(ms).toISOString().replace(/\.\d+Z$/, "");
 }
 
@@ -28,7 +29,7 @@ export function renderJob(view: JobView): string {
     `JobId=${view.jobId} JobName=${view.name} UserId=${view.user} Kind=${view.kind}`,
     `   JobState=${view.state} Reason=${view.reason} ExitCode=${view.exitCode} DerivedExitCode=${view.derivedExitCode}` +
       (view.failedNodes.length ? ` FailedNode=${view.failedNodes.join(",")}` : ""),
-    `   SubmitTime=${time(view.submittedAt)} StartTime=${time(view.startedAt)} EndTime=${time(view.endedAt)}`,
+    `   SubmitTime=${formatTime(view.submittedAt)} StartTime=${formatTime(view.startedAt)} EndTime=${formatTime(view.endedAt)}`,
   ];
   for (const s of view.steps) {
     lines.push(

@@ -13,6 +13,7 @@ export {
   decideJob,
   decideStep,
   derivedExitCode,
+  isFinalState,
   outcomeExitCode,
   reduceTaskExitCode,
   runExitStatus,

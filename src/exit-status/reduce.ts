@@ -15,6 +15,11 @@ export type RunState = (typeof FINAL_STATES)[number] | (typeof LIVE_STATES)[numb
 /** A state a step or job ends in. */
 export type FinalState = (typeof FINAL_STATES)[number];
 
+/** True for a state a step or job ends in. */
+export function isFinalState(state: string): state is FinalState {
+  return (FINAL_STATES as readonly string[]).includes(state);
+}
+
 /** The success ExitCode `0:0`. */
 export const EXIT_OK: ExitCode = Object.freeze({ code: 0, signal: 0 });
 

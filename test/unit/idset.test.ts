@@ -1,17 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { IdSet, IdSetBuilder, formatIdSet, parseIdSet } from "../../src/idset/index.js";
+import { prng } from "./machines/helpers.js";
 
-/** mulberry32: a small seeded PRNG so the property checks are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A random set over 0..universe-1 made of runs, so ranges, single ids and gaps of every size occur. */
 function randomIds(rand: () => number, universe: number): Set<number> {

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { MusterError } from "../../errors.js";
-import { parseExitCode, runExitStatus } from "../../exit-status/index.js";
+import { isFinalState, parseExitCode, runExitStatus } from "../../exit-status/index.js";
 import { JobStateMessageSchema, parseMessage, type SubmitRequest } from "../../protocol/index.js";
 import { parseTimeLimit, type OptionSpec, type ParsedArgs } from "../args.js";
 import type { Client } from "../client.js";
@@ -71,7 +71,7 @@ export async function batchCommand(client: Client, args: ParsedArgs, req: Submit
   const follow = await client.follow(client.subjects.streams.jobs.name, client.subjects.job.state(reply.job), (m) => {
     const p = parseMessage(JobStateMessageSchema, m.data, m.subject);
     if (!p.ok || p.value.step !== undefined) return;
-    if (["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"].includes(p.value.state)) {
+    if (isFinalState(p.value.state)) {
       status = runExitStatus(parseExitCode(p.value.exitCode), p.value.state, p.value.reason);
       return false;
     }

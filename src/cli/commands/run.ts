@@ -2,7 +2,7 @@
  * `muster run`: submit a step, stream its tasks' output, print the Task Exit Code Summary the moment
  * the first task fails, the per-task lines at the end, and exit with srun's status rule.
  */
-import { parseExitCode, runExitStatus } from "../../exit-status/index.js";
+import { isFinalState, parseExitCode, runExitStatus } from "../../exit-status/index.js";
 import { MusterError } from "../../errors.js";
 import { IdSet } from "../../idset/index.js";
 import {
@@ -151,7 +151,7 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
       return;
     }
     const p = parseMessage(JobStateMessageSchema, m.data, m.subject);
-    if (!p.ok || !["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"].includes(p.value.state)) return;
+    if (!p.ok || !isFinalState(p.value.state)) return;
     // The step's end; or the job's, which comes without one when the job was cancelled while PENDING.
     if (p.value.step === reply.step || p.value.step === undefined) {
       if (p.value.step === undefined) jobEnd = p.value.state;

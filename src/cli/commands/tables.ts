@@ -6,6 +6,7 @@ import { MusterError } from "../../errors.js";
 import { FINAL_STATES, LIVE_STATES } from "../../exit-status/index.js";
 import type { JobView, StepView } from "../../protocol/index.js";
 import type { OptionSpec, ParsedArgs } from "../args.js";
+import { formatTime } from "../render.js";
 
 /** One printable row: a job, or one of its steps. */
 interface Row {
@@ -14,11 +15,6 @@ interface Row {
 }
 
 type Field = { readonly header: string; readonly width: number; readonly get: (r: Row, now: number) => string };
-
-/** UTC, to the second, as `show job` prints it. */
-function time(ms: number | undefined): string {
-  return ms === undefined ? "Unknown" : new Date(ms).toISOString().replace(/\.\d+Z$/, "");
-}
 
 /** Slurm's elapsed form: `MM:SS`, `HH:MM:SS`, `D-HH:MM:SS`. */
 export function formatElapsed(ms: number): string {
@@ -43,9 +39,9 @@ const FIELDS: Readonly<Record<string, Field>> = {
   reason: { header: "Reason", width: 20, get: (r) => (r.step ?? r.job).reason },
   exitcode: { header: "ExitCode", width: 8, get: (r) => (r.step ?? r.job).exitCode },
   derivedexitcode: { header: "DerivedExitCode", width: 15, get: (r) => (r.step ? "" : r.job.derivedExitCode) },
-  submit: { header: "Submit", width: 19, get: (r) => time(r.job.submittedAt) },
-  start: { header: "Start", width: 19, get: (r) => time(r.step ? r.step.launchedAt : r.job.startedAt) },
-  end: { header: "End", width: 19, get: (r) => time(r.step ? r.step.endedAt : r.job.endedAt) },
+  submit: { header: "Submit", width: 19, get: (r) => formatTime(r.job.submittedAt) },
+  start: { header: "Start", width: 19, get: (r) => formatTime(r.step ? r.step.launchedAt : r.job.startedAt) },
+  end: { header: "End", width: 19, get: (r) => formatTime(r.step ? r.step.endedAt : r.job.endedAt) },
   elapsed: { header: "Elapsed", width: 10, get: (r, now) => (r.step ? elapsed(r.step.launchedAt, r.step.endedAt, now) : elapsed(r.job.startedAt, r.job.endedAt, now)) },
   time: { header: "Time", width: 10, get: (r, now) => elapsed(r.job.startedAt, r.job.endedAt, now) },
   nodes: { header: "Nodes", width: 5, get: (r) => String(r.step ? Object.keys(r.step.nodes).length : r.job.nodes.length) },
