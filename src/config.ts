@@ -43,6 +43,11 @@ export const ConfigSchema = z.object({
   replicas: z.coerce.number().int().min(1).max(5).default(1),
   /** How long finished jobs stay queryable, seconds (MUSTER_HISTORY_RETENTION; default 7 days). */
   historyRetentionSeconds: seconds(7 * 24 * 3600),
+  /**
+   * Supervisor: how long a job's changes from task events may wait before they are saved (and the
+   * events acknowledged), seconds (MUSTER_SAVE_INTERVAL). Job ends, notifications and commands save at once.
+   */
+  saveIntervalSeconds: z.coerce.number().min(0).max(60).default(0.2),
   /** Log level (MUSTER_LOG_LEVEL). */
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
 });
@@ -74,6 +79,7 @@ const ENV: Record<keyof Config, string> = {
   killWaitSeconds: "MUSTER_KILL_WAIT",
   replicas: "MUSTER_REPLICAS",
   historyRetentionSeconds: "MUSTER_HISTORY_RETENTION",
+  saveIntervalSeconds: "MUSTER_SAVE_INTERVAL",
   logLevel: "MUSTER_LOG_LEVEL",
 };
 

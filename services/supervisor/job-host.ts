@@ -52,6 +52,14 @@ export class JobHost {
   readonly job: JobActor;
   /** Last event-stream sequence applied to this job. */
   seq = 0;
+  /** Last event-stream sequence the stored record covers. */
+  savedSeq = 0;
+  /** When the job first changed after its last save (ms), undefined while the stored record is current. */
+  dirtySince: number | undefined;
+  /** True when the job must be saved before anything else happens (an effect was published or sent). */
+  saveNow = false;
+  /** Task events applied to the job but not acknowledged yet: they are once a save covers them. */
+  readonly unacked: { readonly seq: number; ack(): void }[] = [];
   /** Last state published per step (and `job` for the job), so only changes are published. */
   readonly published = new Map<string, RunState>();
 
@@ -71,6 +79,7 @@ export class JobHost {
     this.job.start();
     if (restored) {
       this.seq = restored.seq;
+      this.savedSeq = restored.seq;
       for (const [stepId, snap] of restored.steps) this.addStep(stepId, undefined, snap);
     }
   }
@@ -111,10 +120,16 @@ export class JobHost {
     return this.job.getSnapshot().context.end !== undefined;
   }
 
-  /** Persisted snapshots of the job and of every step. */
+  /**
+   * Persisted snapshots of the job and of every step. A step's snapshot is built from
+   * `getSnapshot()` directly: its context holds no actor references and the machine spawns no
+   * children, so XState's `getPersistedSnapshot()`, which walks the whole context (every task record
+   * of a 100,000-task step) looking for actor references, would return the same object at a cost that
+   * grows with the step. Anything else (children, history) goes through XState.
+   */
   persisted(): { job: Record<string, unknown>; steps: Map<string, Record<string, unknown>> } {
     const steps = new Map<string, Record<string, unknown>>();
-    for (const [id, a] of this.steps) steps.set(id, a.getPersistedSnapshot() as Record<string, unknown>);
+    for (const [id, a] of this.steps) steps.set(id, persistPlain(a));
     return { job: this.job.getPersistedSnapshot() as Record<string, unknown>, steps };
   }
 
@@ -123,6 +138,15 @@ export class JobHost {
     for (const a of this.steps.values()) a.stop();
     this.job.stop();
   }
+}
+
+/** The persisted form of a snapshot whose context is plain data, without walking the context. */
+function persistPlain(actor: StepActor): Record<string, unknown> {
+  const snap = actor.getSnapshot() as unknown as Record<string, unknown> & { children: Record<string, unknown>; historyValue: Record<string, unknown> };
+  if (Object.keys(snap.children).length || Object.keys(snap.historyValue).length) return actor.getPersistedSnapshot() as Record<string, unknown>;
+  const { _nodes, tags, machine, children, can, hasTag, matches, getMeta, toJSON, ...plain } = snap;
+  void [_nodes, tags, machine, children, can, hasTag, matches, getMeta, toJSON];
+  return { ...plain, children: {}, historyValue: {} };
 }
 
 /** The Slurm state of a machine snapshot: live states by state name, final ones from the verdict. */

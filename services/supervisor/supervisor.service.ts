@@ -92,6 +92,12 @@ class SupervisorService implements Supervisor {
   private readonly effects: HostedEffect[] = [];
   private readonly nodeEffects: NodeEffect[] = [];
   private readonly touched = new Set<string>();
+  /** Jobs changed since their last save. */
+  private readonly dirty = new Set<JobHost>();
+  /** Jobs that asked for an effect in the current settle: saved before the effect's commands go out. */
+  private readonly urgent = new Set<string>();
+  /** When each node was last heard from (hello, heartbeat), stamped on arrival, before the serial queue. */
+  private readonly heard = new Map<string, { epoch: string; at: number }>();
   private readonly subs: Subscription[] = [];
   private queue: Promise<unknown> = Promise.resolve();
   private ticker: NodeJS.Timeout | undefined;
@@ -141,6 +147,8 @@ class SupervisorService implements Supervisor {
     for (const s of this.subs) s.unsubscribe();
     await this.queue.catch(() => undefined);
     await this.consumerLoop?.catch(() => undefined);
+    // Save what is still waiting (and acknowledge its events), so a restart replays nothing needlessly.
+    await this.flush(Date.now(), true).catch((err: Error) => this.log.error({ err }, "supervisor.final_save_failed"));
     await this.nc.drain().catch(() => undefined);
     await this.sys?.close().catch(() => undefined);
     for (const j of this.jobs.values()) j.stop();
@@ -609,6 +617,7 @@ class SupervisorService implements Supervisor {
     }
     const msg = parsed.value;
     const at = Date.now();
+    if (msg.type === "hello" || msg.type === "heartbeat") this.heard.set(msg.node, { epoch: msg.epoch, at });
     const event: NodeEvent =
       msg.type === "hello"
         ? { type: "HELLO", epoch: msg.epoch, slots: msg.slots, at }
@@ -700,11 +709,7 @@ class SupervisorService implements Supervisor {
   private async processEvents(batch: JsMsg[]): Promise<void> {
     const byStep = new Map<JobHost, Map<string, { rank: number; event: TaskEvent }[]>>();
     const now = Date.now();
-    const done = new Set<JsMsg>();
-    const reject = (m: JsMsg, code: ErrorCode, message: string) => {
-      this.rejectEvent(m, code, message);
-      done.add(m);
-    };
+    const reject = (m: JsMsg, code: ErrorCode, message: string) => this.rejectEvent(m, code, message);
     for (const m of batch) {
       const parsed = parseMessage(TaskEventSchema, m.data, m.subject);
       const subj = this.subjects.parse(m.subject);
@@ -726,10 +731,16 @@ class SupervisorService implements Supervisor {
       if (!host) {
         if (this.finished.has(ev.job)) {
           this.log.debug({ job: ev.job, rank: ev.rank }, "event.after_job_end");
+          m.ack();
         } else reject(m, "UNKNOWN_JOB", `no job ${ev.job}`);
         continue;
       }
-      if (m.seq <= host.seq) continue;
+      if (m.seq <= host.seq) {
+        // Delivered again (after a reconnect or a redelivery): applied already; acknowledged once saved.
+        if (m.seq <= host.savedSeq) m.ack();
+        else host.unacked.push(m);
+        continue;
+      }
       host.seq = m.seq;
       const stepId = String(ev.step);
       if (!host.steps.has(stepId)) {
@@ -745,6 +756,7 @@ class SupervisorService implements Supervisor {
       let list = steps.get(stepId);
       if (!list) steps.set(stepId, (list = []));
       list.push({ rank: ev.rank, event });
+      host.unacked.push(m);
       this.touched.add(host.id);
     }
     for (const [host, steps] of byStep) {
@@ -752,8 +764,7 @@ class SupervisorService implements Supervisor {
     }
     for (const m of batch) if (m.seq > this.eventsSeq) this.eventsSeq = m.seq;
     if (this.byes.length) this.releaseByes(now);
-    await this.settle();
-    for (const m of batch) if (!done.has(m)) m.ack();
+    await this.settle({ coalesce: true });
     this.log.debug({ events: batch.length, ms: Date.now() - now }, "events.batch");
   }
 
@@ -771,11 +782,15 @@ class SupervisorService implements Supervisor {
   // ---- effects, state publication, persistence ----------------------------------------------
 
   /**
-   * Runs the effects the machines asked for until none are left, publishes state changes,
-   * persists every touched job, then sends the commands to agents. Notifications and summaries
-   * are published before persisting, so a crash can repeat them (de-duplicated) but never lose them.
+   * Runs the effects the machines asked for until none are left, publishes state changes, saves the
+   * touched jobs, then sends the commands to agents. Notifications and summaries are published before
+   * saving, so a crash can repeat them (de-duplicated) but never lose them. With `coalesce` (task
+   * events), a touched job is saved only when it ended, asked for an effect, or waited
+   * `saveIntervalSeconds` (MUSTER_SAVE_INTERVAL, 0.2 s) since its first
+   * unsaved change; its events are acknowledged when it is.
+   * Everything else (control requests, node events, deadlines) saves at once.
    */
-  private async settle(): Promise<void> {
+  private async settle(opts: { coalesce?: boolean } = {}): Promise<void> {
     const commands: (() => Promise<void>)[] = [];
     if (this.pending.length) this.schedule();
     for (let guard = 0; guard < 10_000 && (this.effects.length || this.nodeEffects.length); guard++) {
@@ -786,31 +801,52 @@ class SupervisorService implements Supervisor {
       }
       const e = this.effects.shift()!;
       this.touched.add(e.job);
+      this.urgent.add(e.job);
       await this.applyEffect(e, commands);
     }
+    const now = Date.now();
     for (const jobId of this.touched) {
       const host = this.jobs.get(jobId);
-      if (host) await this.publishStates(host);
-    }
-    let freed = false;
-    for (const jobId of [...this.touched]) {
-      const host = this.jobs.get(jobId);
       if (!host) continue;
-      const { job, steps } = host.persisted();
-      await this.store.save(jobId, host.meta, host.seq, job, steps);
-      if (host.ended) {
-        this.jobs.delete(jobId);
-        this.finished.set(jobId, host);
-        freed = true;
-      }
+      await this.publishStates(host);
+      host.dirtySince ??= now;
+      if (!opts.coalesce || this.urgent.has(jobId) || host.ended) host.saveNow = true;
+      this.dirty.add(host);
     }
     this.touched.clear();
+    this.urgent.clear();
+    const freed = await this.flush(now, false);
     for (const c of commands) void c().catch((err: Error) => this.log.error({ err }, "command.failed"));
     // Slots freed by ended jobs may start waiting ones.
     if (freed && this.pending.length) {
       this.schedule();
       if (this.touched.size) await this.settle();
     }
+  }
+
+  /**
+   * Saves the changed jobs that are due (all of them with `all`), acknowledges the task events each
+   * save covers, and retires jobs that ended. True when a job ended (its slots are free).
+   */
+  private async flush(now: number, all: boolean): Promise<boolean> {
+    let freed = false;
+    for (const host of this.dirty) {
+      if (!all && !host.saveNow && now - (host.dirtySince ?? now) < this.cfg.saveIntervalSeconds * 1000) continue;
+      const { job, steps } = host.persisted();
+      const seq = host.seq;
+      await this.store.save(host.id, host.meta, seq, job, steps);
+      host.savedSeq = seq;
+      host.dirtySince = undefined;
+      host.saveNow = false;
+      this.dirty.delete(host);
+      for (const m of host.unacked.splice(0)) m.ack();
+      if (host.ended && this.jobs.get(host.id) === host) {
+        this.jobs.delete(host.id);
+        this.finished.set(host.id, host);
+        freed = true;
+      }
+    }
+    return freed;
   }
 
   private async applyEffect(e: HostedEffect, commands: (() => Promise<void>)[]): Promise<void> {
@@ -971,9 +1007,21 @@ class SupervisorService implements Supervisor {
     }
   }
 
-  /** Publishes to JetStream with a message id; retries until acknowledged (the stream de-duplicates). */
+  /**
+   * Publishes to JetStream with a message id; retries until acknowledged (the stream de-duplicates).
+   * A message over the payload limit can never be sent: it is logged and dead-lettered (its head),
+   * and the caller goes on, so one oversized message never stalls the events behind it.
+   */
   private async publishOnce(subject: string, msgID: string, message: Message): Promise<void> {
-    const data = encodeMessage(message);
+    let data: Uint8Array;
+    try {
+      data = encodeMessage(message);
+    } catch (err) {
+      const text = (err as Error).message;
+      this.log.error({ subject, msgID, err: text }, "publish.too_large");
+      this.deadLetter(subject, "PAYLOAD_TOO_LARGE", text, new TextEncoder().encode(JSON.stringify(message).slice(0, 4096)));
+      return;
+    }
     for (let attempt = 0; ; attempt++) {
       try {
         await this.js.publish(subject, data, { msgID, timeout: 5000 });
@@ -1101,7 +1149,10 @@ class SupervisorService implements Supervisor {
     for (const [node, actor] of this.natsDown || now < this.nodeGraceUntil ? [] : this.nodes) {
       const snap = actor.getSnapshot();
       const due = nodeNextDeadline(snap.value as NodeStateName, snap.context);
-      if (due !== undefined && due <= now) this.nodeEvent(node, { type: "TICK", now });
+      // A heartbeat that arrived but still waits in the queue behind other work is not a silence.
+      const heard = this.heard.get(node);
+      const waiting = heard !== undefined && heard.epoch === snap.context.epoch && heard.at > (snap.context.lastSeenAt ?? 0);
+      if (due !== undefined && due <= now && !waiting) this.nodeEvent(node, { type: "TICK", now });
     }
     for (const host of this.jobs.values()) {
       for (const [stepId, actor] of host.steps) {
@@ -1113,6 +1164,10 @@ class SupervisorService implements Supervisor {
       }
     }
     if (this.touched.size || this.effects.length || this.nodeEffects.length) await this.settle();
+    if (this.dirty.size && (await this.flush(now, false)) && this.pending.length) {
+      this.schedule();
+      if (this.touched.size) await this.settle();
+    }
   }
 }
 

@@ -205,6 +205,55 @@ describe("supervisor SIGKILLed", () => {
   }, 30_000);
 });
 
+describe("task events are acknowledged only once their job is saved", () => {
+  let c: Cluster;
+  beforeAll(async () => {
+    // Saves of task-event changes wait 60 s, so the events below stay applied but unsaved.
+    c = await startCluster({ agents: 1, slots: 2, env: { MUSTER_NODE_TIMEOUT: "10", MUSTER_SAVE_INTERVAL: "60" } });
+  }, 60_000);
+  afterAll(async () => {
+    await c?.stop();
+  });
+
+  it("a supervisor SIGKILLed with unsaved changes gets those events again and loses none", async () => {
+    const run = c.start(["run", "-v", "-n", "2", "--", "sh", "-c", "[ $MUSTER_TASK_ID = 0 ] && exit 0; sleep 4; exit 0"]);
+    const job = await jobIdOf(run);
+    // The supervisor applied task 0's exit (it answers from memory) …
+    await waitFor(
+      async () => {
+        const view = await c.ctl("query", { type: "query", v: 1, what: "job", job });
+        const tasks = view.steps[0]?.tasks ?? [];
+        return tasks[0]?.state === "exited" && tasks[1]?.state === "running" ? view : undefined;
+      },
+      { timeoutMs: 15_000, intervalMs: 50, message: "task 0 exited, task 1 running" },
+    );
+    // … but has not saved it, so its events are not acknowledged.
+    const s = createSubjects(c.prefix);
+    const nc = await connect({ servers: c.nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const info = await jsm.consumers.info(s.streams.events.name, "supervisor");
+      expect(info.num_ack_pending).toBeGreaterThanOrEqual(3); // task.started ×2, task.ended of rank 0
+    } finally {
+      await nc.close();
+    }
+    const sup = c.supervisor;
+    sup.kill("SIGKILL");
+    await waitFor(() => exited(sup), { message: "supervisor died" });
+    await c.startSupervisor();
+
+    // Acknowledged early, task 0's exit would never come back and the job would never end.
+    const r = await finish(c, run, 20_000);
+    expect(r.code, r.stderr).toBe(0);
+    const view = await c.showJob(job);
+    expect([view.state, view.exitCode]).toEqual(["COMPLETED", "0:0"]);
+    expect(view.steps[0].tasks.map((t: any) => [t.state, t.exitCode])).toEqual([
+      ["exited", "0:0"],
+      ["exited", "0:0"],
+    ]);
+  }, 40_000);
+});
+
 describe("nats-server SIGKILLed and restarted under a running job", () => {
   let c: Cluster;
   beforeAll(async () => {
