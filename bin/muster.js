@@ -1,12 +1,8 @@
 #!/usr/bin/env node
 // Entry point of the `muster` command. The compiled code lives in dist/ (built by `npm ci`'s prepare step).
-// Client commands load only the CLI; service commands (up, supervisor, agent, inspect) load the services.
-const SERVICE_COMMANDS = new Set(["up", "supervisor", "agent", "inspect"]);
-const argv = process.argv.slice(2);
-
-const run = SERVICE_COMMANDS.has(argv[0] ?? "")
-  ? import("../dist/services/cli.js").then((m) => m.serviceMain(argv))
-  : import("../dist/src/cli/main.js").then((m) => m.main(argv));
+// The CLI answers help and usage errors from its option specs alone and imports a command's code only
+// when the command runs; the service commands (up, supervisor, agent, inspect) load the services.
+const run = import("../dist/src/cli/main.js").then((m) => m.main(process.argv.slice(2), process.env, () => import("../dist/services/cli.js").then((s) => s.runService)));
 
 run.then(
   (code) => {

@@ -1,7 +1,8 @@
 /**
- * The service commands of the `muster` binary: `supervisor`, `agent` and `up` (the local, embedded
- * cluster). They parse their arguments with the CLI's parser and run the services in this process
- * (`supervisor`, `agent`) or as child processes (`up`).
+ * The service commands of the `muster` binary: `supervisor`, `agent`, `inspect` and `up` (the local,
+ * embedded cluster). The CLI's `main` parses their arguments and loads their configuration, then
+ * bin/muster.js imports this module and runs the services in this process (`supervisor`, `agent`,
+ * `inspect`) or as child processes (`up`).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, openSync } from "node:fs";
@@ -11,7 +12,8 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Config } from "../src/config.js";
 import { MusterError } from "../src/errors.js";
-import { main as clientMain, prepare, reportError } from "../src/cli/main.js";
+import type { ParsedArgs } from "../src/cli/args.js";
+import { main as clientMain } from "../src/cli/main.js";
 import { createLogger } from "../src/logger.js";
 import { Client } from "../src/cli/client.js";
 import type { NodeView } from "../src/protocol/index.js";
@@ -21,33 +23,29 @@ import { createSupervisor } from "./supervisor/index.js";
 
 const BIN = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../bin/muster.js");
 
-/** Runs a service command; resolves with the exit status. */
-export async function serviceMain(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = process.env): Promise<number> {
-  const [name, ...rest] = argv;
-  try {
-    const { args, config } = prepare(name!, rest, env);
-    if (args.options.help) return clientMain([name!, "--help"], env);
-    switch (name) {
-      case "supervisor":
-        return await runSupervisor(config, String(args.options.operator ?? env.MUSTER_OPERATORS ?? ""));
-      case "agent": {
-        const node = args.options.node;
-        if (typeof node !== "string" || !/^[A-Za-z0-9_-]{1,128}$/.test(node)) throw new MusterError("USAGE", "agent: --node NAME is required ([A-Za-z0-9_-])");
-        return await runAgent({ config, node, slots: args.options.slots as number | undefined });
-      }
-      case "inspect":
-        return await runInspector(config, {
-          port: (args.options.port as number | undefined) ?? DEFAULT_INSPECTOR_PORT,
-          host: args.options.host as string | undefined,
-          stately: Boolean(args.options.stately),
-        });
-      case "up":
-        return await up(config, env, (args.options.agents as number | undefined) ?? 2, args.options.slots as number | undefined, Boolean(args.options.demo));
-      default:
-        throw new MusterError("USAGE", `unknown service command "${name}"`);
+/**
+ * Runs a service command, its arguments parsed and its configuration loaded by the CLI's `main`
+ * (which answers `--help` and reports errors); resolves with the exit status.
+ */
+export async function runService(name: string, args: ParsedArgs, config: Config, env: Readonly<Record<string, string | undefined>>): Promise<number> {
+  switch (name) {
+    case "supervisor":
+      return runSupervisor(config, String(args.options.operator ?? env.MUSTER_OPERATORS ?? ""));
+    case "agent": {
+      const node = args.options.node;
+      if (typeof node !== "string" || !/^[A-Za-z0-9_-]{1,128}$/.test(node)) throw new MusterError("USAGE", "agent: --node NAME is required ([A-Za-z0-9_-])");
+      return runAgent({ config, node, slots: args.options.slots as number | undefined });
     }
-  } catch (e) {
-    return reportError(e, (s) => process.stderr.write(s));
+    case "inspect":
+      return runInspector(config, {
+        port: (args.options.port as number | undefined) ?? DEFAULT_INSPECTOR_PORT,
+        host: args.options.host as string | undefined,
+        stately: Boolean(args.options.stately),
+      });
+    case "up":
+      return up(config, env, (args.options.agents as number | undefined) ?? 2, args.options.slots as number | undefined, Boolean(args.options.demo));
+    default:
+      throw new MusterError("USAGE", `unknown service command "${name}"`);
   }
 }
 

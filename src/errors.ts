@@ -1,4 +1,5 @@
-import { ERROR_CODES as WIRE_ERROR_CODES } from "./protocol/common.schema.js";
+// The codes only, not the schemas: the error class loads without zod (CLI help and usage errors).
+import { ERROR_CODES as WIRE_ERROR_CODES } from "./protocol/error-codes.js";
 
 /**
  * One error type for muster, with stable codes. What crosses NATS is a plain `Failure`

@@ -128,3 +128,13 @@ export class Client {
     await this.nc.drain().catch(() => undefined);
   }
 }
+
+/** Opens a client, runs `fn` with it and closes it, whatever `fn` does. */
+export async function withClient(config: Config, fn: (c: Client) => Promise<number>, name?: string): Promise<number> {
+  const c = await Client.open(config, name);
+  try {
+    return await fn(c);
+  } finally {
+    await c.close();
+  }
+}

@@ -3,6 +3,7 @@
  * Times on the wire are always integer milliseconds since the Unix epoch (UTC).
  */
 import { z } from "zod";
+import { ERROR_CODES } from "./error-codes.js";
 import { BATCH_STEP, MAX_TOKEN_LENGTH, TOKEN_PATTERN } from "./subjects.js";
 
 /** The protocol version every message carries as `v`; it increments on a breaking change. */
@@ -62,26 +63,8 @@ export const EXIT_CODE_PATTERN = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d):(6[0-4]|[1-
 /** An ExitCode string `code:signal`. */
 export const ExitCodeStringSchema = z.string().regex(EXIT_CODE_PATTERN);
 
-/** Stable error codes carried in replies, acks and dead-letter records. */
-export const ERROR_CODES = [
-  "BAD_REQUEST",
-  "BAD_JSON",
-  "BAD_SCHEMA",
-  "PAYLOAD_TOO_LARGE",
-  "UNKNOWN_JOB",
-  "UNKNOWN_STEP",
-  "FORBIDDEN",
-  "NO_NODES",
-  "NOT_RUNNING",
-  "STALE_EPOCH",
-  "DRAINING",
-  "TIMEOUT",
-  "UNAVAILABLE",
-  "INTERNAL",
-] as const;
-
-/** One of the stable error codes. */
-export type ErrorCode = (typeof ERROR_CODES)[number];
+export { ERROR_CODES } from "./error-codes.js";
+export type { ErrorCode } from "./error-codes.js";
 
 /** An error code on the wire. */
 export const ErrorCodeSchema = z.enum(ERROR_CODES);

@@ -3,7 +3,7 @@
  * unreachable NATS or supervisor (one line, exit 1), `show job` text and JSON, `watch`, `--label`.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { COMMANDS } from "../../src/cli/main.js";
+import { COMMANDS } from "../../src/cli/specs.js";
 import { JobViewSchema } from "../../src/protocol/index.js";
 import { jobIdOf, startCluster, type Cluster, type CommandResult } from "../support/cluster.js";
 import { startNatsServer, uniquePrefix, type NatsServerHandle } from "../support/nats-fixture.js";

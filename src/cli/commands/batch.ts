@@ -3,24 +3,14 @@
  * the first node of the job's allocation; each `muster run` inside it becomes step 0, 1, 2 … of the job.
  */
 import { readFileSync } from "node:fs";
+import type { Config } from "../../config.js";
 import { MusterError } from "../../errors.js";
 import { isFinalState, parseExitCode, runExitStatus } from "../../exit-status/index.js";
 import { JobStateMessageSchema, parseMessage, type SubmitRequest } from "../../protocol/index.js";
-import { parseTimeLimit, type OptionSpec, type ParsedArgs } from "../args.js";
-import type { Client } from "../client.js";
+import { parseTimeLimit, type ParsedArgs } from "../args.js";
+import { withClient, type Client } from "../client.js";
+import type { CommandContext } from "../specs.js";
 import { TASK_VARIABLES } from "./run.js";
-
-/** Options of `muster batch`. */
-export const BATCH_OPTIONS: readonly OptionSpec[] = [
-  { name: "ntasks", short: "n", type: "int", arg: "N", help: "tasks the job's allocation holds (default 1)" },
-  { name: "nodes", short: "N", type: "int", arg: "NODES", help: "nodes of the allocation" },
-  { name: "ntasks-per-node", type: "int", arg: "K", help: "tasks on each node" },
-  { name: "output", short: "o", type: "string", arg: "FILE", help: "the script's stdout and stderr (default muster-%j.out in this directory; %j is the job id)" },
-  { name: "job-name", short: "J", type: "string", arg: "NAME", help: "job name (default: the script's name)" },
-  { name: "time", short: "t", type: "string", arg: "LIMIT", help: "time limit of the script (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS)" },
-  { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL (default: the supervisor's MUSTER_KILL_WAIT, 10)" },
-  { name: "wait", short: "W", type: "boolean", help: "wait for the job to end and exit with its status" },
-];
 
 /** Builds the submit request of a batch job; reads the script now, so later edits do not change the job. */
 export function buildBatchSubmit(args: ParsedArgs, user: string, env: Readonly<Record<string, string | undefined>>, cwd: string): SubmitRequest {
@@ -60,6 +50,12 @@ export function buildBatchSubmit(args: ParsedArgs, user: string, env: Readonly<R
     killWaitSeconds: o["kill-wait"] as number | undefined,
     batch: { script, content, output: o.output as string | undefined },
   };
+}
+
+/** `muster batch` from the command line: reads the script and checks the arguments before connecting. */
+export async function batchMain(args: ParsedArgs, config: Config, ctx: CommandContext): Promise<number> {
+  const req = buildBatchSubmit(args, config.user, ctx.env, process.cwd());
+  return withClient(config, (c) => batchCommand(c, args, req, ctx.out));
 }
 
 /** Submits; prints `Submitted batch job N`; with --wait, follows the job and returns its exit status. */

@@ -16,22 +16,17 @@ import {
   type ChartModel,
   type RenderOptions,
 } from "../../charts/index.js";
+import type { Config } from "../../config.js";
 import { MusterError } from "../../errors.js";
 import type { JobView } from "../../protocol/index.js";
-import type { OptionSpec, ParsedArgs } from "../args.js";
+import type { ParsedArgs } from "../args.js";
+import { withClient } from "../client.js";
+import type { CommandContext } from "../specs.js";
 
 /** Output formats of `muster chart`. */
 export const CHART_FORMATS = ["mermaid", "svg", "dot", "json", "text"] as const;
 /** An output format. */
 export type ChartFormat = (typeof CHART_FORMATS)[number];
-
-/** Options of `muster chart`. */
-export const CHART_OPTIONS: readonly OptionSpec[] = [
-  { name: "format", type: "string", arg: "FMT", help: "mermaid (default for a machine), svg, dot, json or text (default with --job)" },
-  { name: "job", type: "string", arg: "ID", help: "chart this job with its current state lit" },
-  { name: "step", type: "string", arg: "STEP", help: "with --job: chart this step (0, 1, … or batch)" },
-  { name: "rank", type: "int", arg: "R", help: "with --job and --step: chart the task of this rank" },
-];
 
 const RENDERERS: Readonly<Record<ChartFormat, (model: ChartModel, options: RenderOptions) => string>> = {
   mermaid: renderMermaid,
@@ -88,4 +83,11 @@ export async function chartCommand(request: ChartRequest, fetchJob: (job: string
   const chart = RENDERERS[request.format](chartModel(CHART_MACHINES[target.machine]), { active: target.active });
   out(request.format === "text" ? `${target.caption}: ${target.active.join(", ") || "state unknown"}\n${chart}` : chart);
   return 0;
+}
+
+/** `muster chart` from the command line: a machine's chart needs no connection; a job's asks the supervisor for its view. */
+export async function chartMain(args: ParsedArgs, config: Config, ctx: CommandContext): Promise<number> {
+  const request = parseChartArgs(args);
+  if (request.kind === "machine") return chartCommand(request, () => Promise.reject(new Error("no job")), ctx.out);
+  return withClient(config, (c) => chartCommand(request, async (job) => (await c.request("query", { type: "query", v: 1, what: "job", job })) as JobView, ctx.out));
 }

@@ -2,6 +2,7 @@
  * `muster run`: submit a step, stream its tasks' output, print the Task Exit Code Summary the moment
  * the first task fails, the per-task lines at the end, and exit with srun's status rule.
  */
+import type { Config } from "../../config.js";
 import { isFinalState, parseExitCode, runExitStatus } from "../../exit-status/index.js";
 import { MusterError } from "../../errors.js";
 import { IdSet } from "../../idset/index.js";
@@ -16,23 +17,10 @@ import {
   type StepSummary,
   type SubmitRequest,
 } from "../../protocol/index.js";
-import { parseTimeLimit, type OptionSpec, type ParsedArgs } from "../args.js";
-import type { Client } from "../client.js";
+import { parseTimeLimit, type ParsedArgs } from "../args.js";
+import { withClient, type Client } from "../client.js";
 import { errorLines, summaryLines } from "../render.js";
-
-/** Options of `muster run`. */
-export const RUN_OPTIONS: readonly OptionSpec[] = [
-  { name: "ntasks", short: "n", type: "int", arg: "N", help: "number of tasks (default 1)" },
-  { name: "nodes", short: "N", type: "int", arg: "NODES", help: "number of nodes to spread the tasks over" },
-  { name: "ntasks-per-node", type: "int", arg: "K", help: "tasks on each node" },
-  { name: "label", short: "l", type: "boolean", help: "prefix each output line with its task rank (RANK: )" },
-  { name: "kill-on-bad-exit", short: "K", type: "boolean", help: "kill the other tasks when one ends badly" },
-  { name: "wait", short: "W", type: "number", arg: "SEC", help: "after the first task ends, SIGKILL the rest after SEC seconds" },
-  { name: "time", short: "t", type: "string", arg: "LIMIT", help: "time limit (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS)" },
-  { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL (default: the supervisor's MUSTER_KILL_WAIT, 10)" },
-  { name: "job-name", short: "J", type: "string", arg: "NAME", help: "job name" },
-  { name: "verbose", short: "v", type: "boolean", help: "print the job id and placement on stderr" },
-];
+import type { CommandContext } from "../specs.js";
 
 /** What `muster run` needs from its surroundings (so tests can drive it). */
 export interface RunIo {
@@ -94,6 +82,31 @@ function timeLimitOption(text: string): number {
   } catch (err) {
     throw new MusterError("USAGE", `run: option --time: ${(err as Error).message}`);
   }
+}
+
+/** `muster run` from the command line: checks the arguments before connecting, then runs the step with the process's signals wired in. */
+export async function runMain(args: ParsedArgs, config: Config, ctx: CommandContext): Promise<number> {
+  const cwd = process.cwd();
+  // Usage errors (no command, bad time limit …) exit 2 before any connection is attempted.
+  buildSubmit(args, config.user, { env: ctx.env, cwd });
+  return withClient(
+    config,
+    (client) =>
+      runCommand(client, args, {
+        stdout: ctx.out,
+        stderr: ctx.err,
+        env: ctx.env,
+        cwd,
+        onSignal: (h) => {
+          const sigs: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+          for (const s of sigs) process.on(s, h);
+          return () => {
+            for (const s of sigs) process.off(s, h);
+          };
+        },
+      }),
+    "muster-run",
+  );
 }
 
 /** Runs the command; resolves with the exit status. */

@@ -2,11 +2,14 @@
  * `muster queue` (like squeue) and `muster history` (like sacct): rows of jobs and steps, with
  * `--format FIELD,...`, `--parsable2` (`|`-separated, no trailing `|`), `--noheader` and `--json`.
  */
+import type { Config } from "../../config.js";
 import { MusterError } from "../../errors.js";
 import { FINAL_STATES, LIVE_STATES } from "../../exit-status/index.js";
 import type { JobView, StepView } from "../../protocol/index.js";
-import type { OptionSpec, ParsedArgs } from "../args.js";
+import type { ParsedArgs } from "../args.js";
+import { withClient } from "../client.js";
 import { formatTime } from "../render.js";
+import { TABLE_FIELDS, type CommandContext, type TableField } from "../specs.js";
 
 /** One printable row: a job, or one of its steps. */
 interface Row {
@@ -14,7 +17,7 @@ interface Row {
   readonly step?: StepView;
 }
 
-type Field = { readonly header: string; readonly width: number; readonly get: (r: Row, now: number) => string };
+type Field = { readonly header: TableField; readonly width: number; readonly get: (r: Row, now: number) => string };
 
 /** Slurm's elapsed form: `MM:SS`, `HH:MM:SS`, `D-HH:MM:SS`. */
 export function formatElapsed(ms: number): string {
@@ -30,7 +33,8 @@ export function formatElapsed(ms: number): string {
 
 const elapsed = (start: number | undefined, end: number | undefined, now: number) => (start === undefined ? "00:00:00" : formatElapsed((end ?? now) - start));
 
-const FIELDS: Readonly<Record<string, Field>> = {
+// Keyed by the lower-case name of every column in TABLE_FIELDS (the type checks that none is missing).
+const FIELDS: Readonly<Record<Lowercase<TableField>, Field>> = {
   jobid: { header: "JobID", width: 12, get: (r) => (r.step ? `${r.job.jobId}.${r.step.stepId}` : r.job.jobId) },
   jobname: { header: "JobName", width: 12, get: (r) => (r.step ? (r.step.stepId === "batch" ? "batch" : r.job.name) : r.job.name) },
   name: { header: "Name", width: 12, get: (r) => r.job.name },
@@ -53,33 +57,13 @@ const FIELDS: Readonly<Record<string, Field>> = {
 const QUEUE_DEFAULT = ["JobID", "Name", "User", "State", "Time", "NTasks", "Nodes", "NodeList", "Reason"];
 const HISTORY_DEFAULT = ["JobID", "JobName", "State", "ExitCode", "DerivedExitCode", "Start", "End", "Elapsed", "NodeList"];
 
-/** Options shared by `queue` and `history`. */
-const TABLE_OPTIONS: readonly OptionSpec[] = [
-  { name: "format", short: "o", type: "string", arg: "FIELD,...", help: `columns: ${Object.values(FIELDS).map((f) => f.header).join(",")}` },
-  { name: "parsable2", short: "P", type: "boolean", help: "'|'-separated output, no trailing '|'" },
-  { name: "noheader", type: "boolean", help: "no header line" },
-  { name: "json", type: "boolean", help: "print JSON: an array of job objects (docs/cli.md)" },
-  { name: "user", short: "u", type: "string", arg: "USER", help: "only this user's jobs" },
-];
-
-/** Options of `muster queue`. */
-export const QUEUE_OPTIONS: readonly OptionSpec[] = TABLE_OPTIONS;
-
-/** Options of `muster history`. */
-export const HISTORY_OPTIONS: readonly OptionSpec[] = [
-  ...TABLE_OPTIONS,
-  { name: "state", short: "s", type: "string", arg: "STATE,...", help: `only jobs in these states (${FINAL_STATES.join(",")})` },
-  { name: "since", short: "S", type: "string", arg: "TIME", help: "only jobs that ended at or after TIME (ISO date/time, or -30m, -2h, -1d)" },
-  { name: "jobs", short: "j", type: "string", arg: "JOB,...", help: "only these jobs" },
-];
-
 function parseFields(spec: string | undefined, dflt: readonly string[], command: string): Field[] {
   const names = spec === undefined ? dflt : spec.split(",").map((s) => s.trim()).filter(Boolean);
   if (names.length === 0) throw new MusterError("USAGE", `${command}: option --format needs at least one field`);
   return names.map((n) => {
-    const f = FIELDS[n.toLowerCase()];
-    if (!f) throw new MusterError("USAGE", `${command}: unknown field "${n}" in --format (fields: ${Object.values(FIELDS).map((x) => x.header).join(",")})`);
-    return f;
+    const key = n.toLowerCase();
+    if (!Object.hasOwn(FIELDS, key)) throw new MusterError("USAGE", `${command}: unknown field "${n}" in --format (fields: ${TABLE_FIELDS.join(",")})`);
+    return FIELDS[key as Lowercase<TableField>];
   });
 }
 
@@ -139,4 +123,25 @@ export function historyOutput(jobs: readonly JobView[], args: ParsedArgs, now: n
     for (const step of steps) rows.push({ job, step });
   }
   return renderTable(rows, fields, { parsable: Boolean(o.parsable2), header: !o.noheader, now });
+}
+
+/** `muster queue` from the command line: checks the arguments before connecting. */
+export function queueMain(args: ParsedArgs, config: Config, ctx: CommandContext): Promise<number> {
+  return tableMain("queue", queueOutput, args, config, ctx);
+}
+
+/** `muster history` from the command line: checks the arguments before connecting. */
+export function historyMain(args: ParsedArgs, config: Config, ctx: CommandContext): Promise<number> {
+  return tableMain("history", historyOutput, args, config, ctx);
+}
+
+async function tableMain(name: "queue" | "history", output: typeof queueOutput, args: ParsedArgs, config: Config, ctx: CommandContext): Promise<number> {
+  if (args.positionals.length) throw new MusterError("USAGE", `${name}: takes no positional arguments`);
+  // Validate --format, --state and --since before connecting.
+  output([], args, Date.now());
+  return withClient(config, async (c) => {
+    const jobs = (await c.request("query", { type: "query", v: 1, what: name === "queue" ? "jobs" : "history" })) as JobView[];
+    ctx.out(output(jobs, args, Date.now()));
+    return 0;
+  });
 }
