@@ -14,7 +14,7 @@ import { summaryLines } from "../../src/cli/render.js";
 import type { Config } from "../../src/config.js";
 import { MusterError, toFailure } from "../../src/errors.js";
 import type { Logger } from "../../src/logger.js";
-import { isToken, type JobView, type NodeView, type StepExitCodesMessage } from "../../src/protocol/index.js";
+import { isToken, withIdSets, type JobView, type NodeView, type StepExitCodesMessage } from "../../src/protocol/index.js";
 import { JobRecordReader, parseJobMessage, parseTaskEvent, type JobRecord, type RecordedTaskEvent } from "./history.js";
 import { JobMirrors } from "./mirror.js";
 import { pageHtml, PAGE_SCRIPT } from "./page.js";
@@ -64,6 +64,11 @@ const TIMELINE_PAGE = 200;
 /** Builds an inspector. */
 export function createInspector(opts: InspectorOptions): Inspector {
   return new InspectorService(opts);
+}
+
+/** A view whose steps all carry their picture as id sets, the form the page draws (the supervisor packs a huge step's). */
+function withIdSetSteps(view: JobView): JobView {
+  return { ...view, steps: view.steps.map((s) => withIdSets(s)) };
 }
 
 function summaryOf(v: JobView): JobSummary {
@@ -218,7 +223,7 @@ class InspectorService implements Inspector {
     let failure: unknown;
     if (!this.tooLarge.has(job)) {
       try {
-        return await this.query<JobView>("job", job);
+        return withIdSetSteps(await this.query<JobView>("job", job));
       } catch (err) {
         const f = toFailure(err);
         if (f.code !== "INTERNAL" && f.code !== "PAYLOAD_TOO_LARGE") throw err;
@@ -231,7 +236,7 @@ class InspectorService implements Inspector {
     if (!found) throw failure ?? new MusterError("UNKNOWN_JOB", `no job ${job}`);
     // Ask for this job's full view no more: the supervisor would build it only to fail again.
     this.tooLarge.add(job);
-    return found;
+    return withIdSetSteps(found);
   }
 
   private async nodeEpochs(): Promise<Record<string, string>> {

@@ -1,10 +1,10 @@
 /** How the CLI prints notifications, summaries and job views; every ExitCode text comes from the exit-status module. */
-import { renderExitSummary, taskErrorLines, type TaskGroups } from "../exit-status/index.js";
-import type { JobView, StepExitCodesMessage } from "../protocol/index.js";
+import { renderExitSummary, taskErrorLines } from "../exit-status/index.js";
+import { decodeTaskPicture, type JobView, type StepExitCodesMessage } from "../protocol/index.js";
 
-/** The Task Exit Code Summary of a first-failure notification or final summary, as stderr lines. */
+/** The Task Exit Code Summary of a first-failure notification or final summary (any picture form), as stderr lines. */
 export function summaryLines(msg: StepExitCodesMessage): string[] {
-  const picture: TaskGroups = { groups: msg.groups, nodes: msg.nodes, killedByRuntime: msg.killedByRuntime };
+  const picture = decodeTaskPicture(msg);
   return renderExitSummary({
     stepId: `${msg.job}.${msg.step}`,
     picture,
@@ -15,7 +15,7 @@ export function summaryLines(msg: StepExitCodesMessage): string[] {
 
 /** The per-task error lines of a final summary (`node-2: tasks 4-7: Exited with exit code 1`). */
 export function errorLines(msg: StepExitCodesMessage, launchErrors?: ReadonlyMap<number, string>): string[] {
-  return taskErrorLines({ groups: msg.groups, nodes: msg.nodes, killedByRuntime: msg.killedByRuntime }, launchErrors);
+  return taskErrorLines(decodeTaskPicture(msg), launchErrors);
 }
 
 /** A time as every CLI surface prints it: UTC, to the second (`2026-11-22T22:43:36`), or `Unknown`. */
@@ -45,8 +45,16 @@ export function renderJob(view: JobView): string {
       const fmt = (r: string[]) => "   " + r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
       lines.push(fmt(head), ...rows.map(fmt));
     } else if (s.tasksOmitted) {
-      for (const [k, r] of Object.entries(s.groups)) lines.push(`   ${k}: ${r}`);
+      lines.push(...groupLines(s, "   "));
     }
   }
   return lines.join("\n");
+}
+
+/** A step's ranks by group, one `key: ranks` line each (`key: N tasks` for groups whose ranks a huge step's view leaves out). */
+export function groupLines(step: JobView["steps"][number], indent: string): string[] {
+  const picture = decodeTaskPicture(step);
+  const lines = Object.entries(picture.groups).map(([k, r]) => `${indent}${k}: ${r}`);
+  for (const [k, n] of Object.entries(picture.omitted?.groups ?? {})) lines.push(`${indent}${k}: ${n} ${n === 1 ? "task" : "tasks"} (ranks not listed)`);
+  return lines;
 }

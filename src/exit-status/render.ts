@@ -106,6 +106,11 @@ export interface TaskGroups {
   readonly nodes: Readonly<Record<string, string>>;
   /** Ranks muster itself asked to stop. */
   readonly killedByRuntime: string;
+  /**
+   * Groups whose ranks are not known (a step too large for one message): group key → number of
+   * tasks, and how many tasks in all muster asked to stop. Their ranks are in no id set above.
+   */
+  readonly omitted?: { readonly groups: Readonly<Record<string, number>>; readonly killedByRuntime: number };
 }
 
 /** One task as the grouping sees it. */
@@ -148,6 +153,10 @@ function rankWord(set: IdSet): string {
   return `${set.size === 1 ? "task" : "tasks"} ${set.toString()}`;
 }
 
+function countWord(n: number): string {
+  return `${n} ${n === 1 ? "task" : "tasks"}`;
+}
+
 /**
  * The per-task error lines `muster run` prints at the end, one per node and outcome, ordered by lowest rank:
  * `node-2: tasks 4-7: Exited with exit code 1`. Successful tasks get no line; tasks muster stopped itself
@@ -176,7 +185,14 @@ export function taskErrorLines(picture: TaskGroups, launchErrors: ReadonlyMap<nu
       }
     }
   }
-  return lines.sort((a, b) => a.first - b.first).map((l) => l.text);
+  const sorted = lines.sort((a, b) => a.first - b.first).map((l) => l.text);
+  for (const [key, n] of Object.entries(picture.omitted?.groups ?? {})) {
+    const parsed = parseGroupKey(key);
+    if ("live" in parsed || (parsed.outcome.kind === "exited" && parsed.outcome.code === 0)) continue;
+    const outcome = parsed.outcome.kind === "launch_failed" ? { ...parsed.outcome, error: "command could not be executed" } : parsed.outcome;
+    sorted.push(`${countWord(n)} (ranks not listed): ${describeOutcome(outcome)}`);
+  }
+  return sorted;
 }
 
 /** Text of a group key for the summary table: `exited 1`, `signaled 11 (Segmentation fault, core dumped)`, `running`. */
@@ -223,6 +239,12 @@ export function renderExitSummary(input: {
     const note = k.isEmpty ? "" : ` (stopped by muster: ${k.toString()})`;
     return { label: describeGroupKey(key), text: `${rankWord(set)}${note}` };
   });
+  const omitted = input.picture.omitted;
+  for (const [key, n] of Object.entries(omitted?.groups ?? {})) rows.push({ label: describeGroupKey(key), text: countWord(n) });
   const width = Math.max(0, ...rows.map((r) => r.label.length));
-  return [head, ...rows.map((r) => `  ${r.label.padEnd(width)}  ${r.text}`)];
+  const lines = [head, ...rows.map((r) => `  ${r.label.padEnd(width)}  ${r.text}`)];
+  if (omitted) {
+    lines.push(`  (ranks not listed: too many for one message${omitted.killedByRuntime ? `; ${countWord(omitted.killedByRuntime)} stopped by muster` : ""})`);
+  }
+  return lines;
 }

@@ -123,6 +123,11 @@ export {
   StepExitCodesMessageSchema,
   StepFirstFailureSchema,
   StepSummarySchema,
+  TASK_PICTURE_JSON_SCHEMA,
+  checkTaskPicture,
+  packedTaskStatusSchema,
+  taskCountsSchema,
+  taskPictureShape,
 } from "./state.schema.js";
 export type {
   FailureTrigger,
@@ -154,5 +159,17 @@ export {
   parseMessage,
 } from "./messages.js";
 export type { DlqRecordOptions, Message, MessageType, ParseFailureCode, ParseResult } from "./messages.js";
+export {
+  MAX_PACKED_TASKS,
+  PACKED_BITS,
+  PACK_ABOVE_BYTES,
+  PICTURE_BUDGET_BYTES,
+  checkPackedTaskStatus,
+  decodeTaskPicture,
+  encodeTaskPicture,
+  packTaskStatus,
+  withIdSets,
+} from "./picture.js";
+export type { EncodeTaskPictureOptions, PackedBits, PackedTaskStatus, TaskCounts, WireTaskPicture, WireTaskPictureFields } from "./picture.js";
 export type { JobView, NodeView, StepView, TaskView } from "./view.schema.js";
 export { JobViewSchema, NodeViewSchema, StepViewSchema, TASK_STATES, TaskViewSchema } from "./view.schema.js";

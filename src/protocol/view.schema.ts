@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { EpochMsSchema, ExitCodeStringSchema, IdSetSchema, JobIdSchema, NodeNameSchema, RankSchema, UserSchema } from "./common.schema.js";
 import { TaskOutcomeSchema } from "./outcome.schema.js";
-import { JobStateSchema } from "./state.schema.js";
+import { GROUP_KEY_PATTERN, JobStateSchema, TASK_PICTURE_JSON_SCHEMA, checkTaskPicture, taskPictureShape } from "./state.schema.js";
 
 /** Task states as the task machine names them. */
 export const TASK_STATES = ["pending", "launching", "running", "stopping", "exited", "signaled", "launchFailed", "nodeLost"] as const;
@@ -33,18 +33,22 @@ export const StepViewSchema = z.object({
   exitCode: ExitCodeStringSchema,
   ntasks: z.number().int().min(1),
   failedNodes: z.array(NodeNameSchema),
-  /** Ranks by status group (`exited:0`, `running`, …). */
-  groups: z.record(z.string(), IdSetSchema),
+  /**
+   * Ranks by status group (`exited:0`, `running`, …) and those muster stopped: `groups` and
+   * `killedByRuntime` as id sets, or for a huge step `packed` or `counts`, as in `step.summary`.
+   */
+  ...taskPictureShape(GROUP_KEY_PATTERN, IdSetSchema),
   /** Ranks by node. */
   nodes: z.record(z.string(), IdSetSchema),
-  killedByRuntime: IdSetSchema,
   firstFailure: z.object({ rank: RankSchema, node: z.string(), outcome: TaskOutcomeSchema, at: EpochMsSchema }).optional(),
   launchedAt: EpochMsSchema.optional(),
   endedAt: EpochMsSchema.optional(),
   /** Every task, unless the step is larger than the reply limit (then `tasksOmitted` is true). */
   tasks: z.array(TaskViewSchema),
   tasksOmitted: z.boolean(),
-});
+})
+  .superRefine(checkTaskPicture)
+  .meta(TASK_PICTURE_JSON_SCHEMA);
 
 /** A job, as `show job --json` prints it. */
 export const JobViewSchema = z.object({

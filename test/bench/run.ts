@@ -650,6 +650,7 @@ async function stepGroup(nats: NatsServerHandle): Promise<void> {
     failRank: pub.failRank,
     notificationBytes: f.bytes,
     summaryBytes: s.bytes,
+    notificationForm: "packed" in f.msg ? "packed" : "counts" in f.msg ? "counts" : "groups",
     notificationGroups: Object.fromEntries(Object.entries((f.msg.groups ?? {}) as Record<string, string>).map(([k, v]) => [k, v.length])),
     memory: { before: m0, live: m1, after: m2, peakRss: peak },
     liveEventsPerSecond: Math.round((2 * n) / ((s.t - tSubmit) / 1000)),

@@ -98,8 +98,10 @@ const BAD: { [K in MessageType]: Record<string, unknown>[] } = {
   draining: [{ at: -1 }],
   "job.state": [{ state: "DONE" }, { exitCode: "137" }, { exitCode: "0:65" }, { exitCode: "256:0" }],
   "step.first_failure": [{ groups: { "exited:256": "1" } }, { groups: { bogus: "1" } }, { groups: { "exited:1": "" } }, { nodes: { "a.b": "1" } },
-    { killedByRuntime: "x" }, { trigger: { rank: 0, node: "n", at: AT } }],
-  "step.summary": [{ groups: { running: "0-15" } }, { state: "RUNNING" }, { exitCode: "1" }],
+    { killedByRuntime: "x" }, { trigger: { rank: 0, node: "n", at: AT } }, { killedByRuntime: undefined }, { groups: undefined },
+    { counts: { groups: { "exited:0": 16 }, killedByRuntime: 0 } }],
+  "step.summary": [{ groups: { running: "0-15" } }, { state: "RUNNING" }, { exitCode: "1" }, { killedByRuntime: undefined },
+    { packed: { keys: ["exited:0"], bits: 1, data: "eJxjAAAAAQAB", killed: "eJxjAAAAAQAB" } }],
   dlq: [{ reason: "WHATEVER" }, { payload: { encoding: "hex", data: "", size: 0, truncated: false } }],
   "io.chunk": [{ stream: "stdin" }, { seq: -1 }, { data: 42 }],
 };

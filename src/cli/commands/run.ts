@@ -10,6 +10,7 @@ import {
   IoChunkSchema,
   JobStateMessageSchema,
   StepExitCodesMessageSchema,
+  decodeTaskPicture,
   parseMessage,
   type IoChunk,
   type JobView,
@@ -19,7 +20,7 @@ import {
 } from "../../protocol/index.js";
 import { parseTimeLimit, type ParsedArgs } from "../args.js";
 import { withClient, type Client } from "../client.js";
-import { errorLines, summaryLines } from "../render.js";
+import { errorLines, groupLines, summaryLines } from "../render.js";
 import type { CommandContext } from "../specs.js";
 
 /** What `muster run` needs from its surroundings (so tests can drive it). */
@@ -216,7 +217,8 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
 /** The OS error text of each task that could not be launched (read from the job's view), by rank. */
 async function launchErrors(client: Client, job: string, step: number, s: StepSummary): Promise<Map<number, string>> {
   const out = new Map<number, string>();
-  if (!Object.keys(s.groups).some((k) => k.startsWith("launch_failed:"))) return out;
+  const picture = decodeTaskPicture(s);
+  if (![...Object.keys(picture.groups), ...Object.keys(picture.omitted?.groups ?? {})].some((k) => k.startsWith("launch_failed:"))) return out;
   try {
     const view = (await client.request("query", { type: "query", v: 1, what: "job", job })) as JobView;
     for (const t of view.steps.find((x) => x.stepId === String(step))?.tasks ?? []) {
@@ -228,10 +230,10 @@ async function launchErrors(client: Client, job: string, step: number, s: StepSu
   return out;
 }
 
-/** Ranks whose processes ran and so send output: every rank but launch failures and lost ones. */
+/** Ranks whose processes ran and so send output: every rank but launch failures and lost ones (none known for a step summarised by counts). */
 function outputRanks(s: StepSummary): number[] {
   let ranks = IdSet.EMPTY;
-  for (const [key, ids] of Object.entries(s.groups)) {
+  for (const [key, ids] of Object.entries(decodeTaskPicture(s).groups)) {
     if (key.startsWith("exited:") || key.startsWith("signaled:")) ranks = ranks.union(IdSet.parse(ids));
   }
   return [...ranks];
@@ -243,7 +245,7 @@ async function statusLines(client: Client, job: string): Promise<string[]> {
   const lines: string[] = [];
   for (const s of view.steps) {
     lines.push(`StepId=${view.jobId}.${s.stepId} ${s.state}`);
-    for (const [k, r] of Object.entries(s.groups)) lines.push(`  ${k}: ${r}`);
+    lines.push(...groupLines(s, "  "));
   }
   return lines;
 }
