@@ -59,7 +59,13 @@ export class JobHost {
   /** True when the job must be saved before anything else happens (an effect was published or sent). */
   saveNow = false;
   /** Task events applied to the job but not acknowledged yet: they are once a save covers them. */
-  readonly unacked: { readonly seq: number; ack(): void }[] = [];
+  unacked: { readonly seq: number; ack(): void }[] = [];
+  /**
+   * The job's I/O, in order: state messages, notifications and summaries, saves, then commands.
+   * The supervisor's serial queue only appends to it, so one job's round trips to JetStream never
+   * hold up another job's events. Each step logs its own failure; the chain never rejects.
+   */
+  io: Promise<void> = Promise.resolve();
   /** Last state published per step (and `job` for the job), so only changes are published. */
   readonly published = new Map<string, RunState>();
 

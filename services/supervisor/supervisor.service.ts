@@ -149,7 +149,8 @@ class SupervisorService implements Supervisor {
     await this.queue.catch(() => undefined);
     await this.consumerLoop?.catch(() => undefined);
     // Save what is still waiting (and acknowledge its events), so a restart replays nothing needlessly.
-    await this.flush(Date.now(), true).catch((err: Error) => this.log.error({ err }, "supervisor.final_save_failed"));
+    this.flush(Date.now(), true);
+    await Promise.all([...this.jobs.values(), ...this.finished.values()].map((h) => h.io));
     await this.nc.drain().catch(() => undefined);
     await this.sys?.close().catch(() => undefined);
     for (const j of this.jobs.values()) j.stop();
@@ -321,6 +322,7 @@ class SupervisorService implements Supervisor {
     this.touched.add(jobId);
     this.schedule();
     await this.settle();
+    await host.io;
     const started = host.meta.alloc !== undefined;
     this.log.info({ job: jobId, user, ntasks: req.ntasks, kind: meta.kind, nodes: host.meta.alloc?.map((p) => p.node), pending: !started }, "job.submitted");
     return { job: jobId, step: batch ? BATCH_STEP : 0, placement: host.meta.alloc ?? [], state: started ? "RUNNING" : "PENDING" };
@@ -348,6 +350,7 @@ class SupervisorService implements Supervisor {
       nodeTimeoutMs: this.cfg.nodeTimeoutSeconds * 1000,
     });
     await this.settle();
+    await host.io;
     this.log.info({ job: host.id, step: stepId, ntasks: req.ntasks }, "step.submitted");
     return { job: host.id, step: Number(stepId), placement, state: "RUNNING" };
   }
@@ -438,6 +441,7 @@ class SupervisorService implements Supervisor {
     }
     this.touched.add(host.id);
     await this.settle();
+    await host.io;
     return { job: host.id, steps };
   }
 
@@ -446,7 +450,9 @@ class SupervisorService implements Supervisor {
     const steps = this.stepsOf(host, req.step);
     if (host.ended) throw new MusterError("NOT_RUNNING", `job ${host.id} has ended`);
     for (const s of steps) host.sendStep(s, { type: "SIGNAL", signal: req.signal, at: Date.now() });
+    this.touched.add(host.id);
     await this.settle();
+    await host.io;
     return { job: host.id, steps };
   }
 
@@ -781,16 +787,17 @@ class SupervisorService implements Supervisor {
   // ---- effects, state publication, persistence ----------------------------------------------
 
   /**
-   * Runs the effects the machines asked for until none are left, publishes state changes, saves the
-   * touched jobs, then sends the commands to agents. Notifications and summaries are published before
-   * saving, so a crash can repeat them (de-duplicated) but never lose them. With `coalesce` (task
-   * events), a touched job is saved only when it ended, asked for an effect, or waited
-   * `saveIntervalSeconds` (MUSTER_SAVE_INTERVAL, 0.2 s) since its first
-   * unsaved change; its events are acknowledged when it is.
+   * Runs the effects the machines asked for until none are left, then queues, on each touched job's
+   * own I/O chain (`JobHost.io`), its state messages, notifications and summaries, its save and then
+   * its commands to agents, in that order. Notifications and summaries are stored before the save, so
+   * a crash can repeat them (de-duplicated by message id) but never lose them; commands go out only
+   * once the job that asked for them is saved. With `coalesce` (task events), a touched job is saved
+   * only when it ended, asked for an effect, or waited `saveIntervalSeconds` (MUSTER_SAVE_INTERVAL,
+   * 0.2 s) since its first unsaved change; its events are acknowledged once a save covers them.
    * Everything else (control requests, node events, deadlines) saves at once.
    */
   private async settle(opts: { coalesce?: boolean } = {}): Promise<void> {
-    const commands: (() => Promise<void>)[] = [];
+    const commands: { host: JobHost; send: () => Promise<void> }[] = [];
     if (this.pending.length) this.schedule();
     for (let guard = 0; guard < 10_000 && (this.effects.length || this.nodeEffects.length); guard++) {
       const ne = this.nodeEffects.shift();
@@ -801,21 +808,21 @@ class SupervisorService implements Supervisor {
       const e = this.effects.shift()!;
       this.touched.add(e.job);
       this.urgent.add(e.job);
-      await this.applyEffect(e, commands);
+      this.applyEffect(e, commands);
     }
     const now = Date.now();
     for (const jobId of this.touched) {
       const host = this.jobs.get(jobId);
       if (!host) continue;
-      await this.publishStates(host);
+      this.publishStates(host);
       host.dirtySince ??= now;
       if (!opts.coalesce || this.urgent.has(jobId) || host.ended) host.saveNow = true;
       this.dirty.add(host);
     }
     this.touched.clear();
     this.urgent.clear();
-    const freed = await this.flush(now, false);
-    for (const c of commands) void c().catch((err: Error) => this.log.error({ err }, "command.failed"));
+    const freed = this.flush(now, false);
+    for (const c of commands) this.io(c.host, "command", () => void c.send().catch((err: Error) => this.log.error({ err }, "command.failed")));
     // Slots freed by ended jobs may start waiting ones.
     if (freed && this.pending.length) {
       this.schedule();
@@ -823,22 +830,46 @@ class SupervisorService implements Supervisor {
     }
   }
 
+  /** Appends a step to a job's I/O chain; a failing step is logged and the chain goes on. */
+  private io(host: JobHost, what: string, fn: () => Promise<void> | void): void {
+    host.io = host.io.then(fn).catch((err: unknown) => this.log.error({ err, job: host.id, what }, "job.io_failed"));
+  }
+
   /**
-   * Saves the changed jobs that are due (all of them with `all`), acknowledges the task events each
-   * save covers, and retires jobs that ended. True when a job ended (its slots are free).
+   * Queues a save of every changed job that is due (all of them with `all`); when a save is stored,
+   * the task events it covers are acknowledged. Jobs that ended leave the live set at once. True
+   * when a job ended (its slots are free).
    */
-  private async flush(now: number, all: boolean): Promise<boolean> {
+  private flush(now: number, all: boolean): boolean {
     let freed = false;
     for (const host of this.dirty) {
       if (!all && !host.saveNow && now - (host.dirtySince ?? now) < this.cfg.saveIntervalSeconds * 1000) continue;
+      // Snapshots are immutable (copy-on-write task tables), so what is taken now is what is written.
       const { job, steps } = host.persisted();
       const seq = host.seq;
-      await this.store.save(host.id, host.meta, seq, job, steps);
-      host.savedSeq = seq;
+      const meta = host.meta;
       host.dirtySince = undefined;
       host.saveNow = false;
       this.dirty.delete(host);
-      for (const m of host.unacked.splice(0)) m.ack();
+      this.io(host, "save", async () => {
+        const t0 = Date.now();
+        try {
+          await this.store.save(host.id, meta, seq, job, steps);
+        } catch (err) {
+          // Not saved: its events stay unacknowledged, and the next flush tries again.
+          host.dirtySince ??= Date.now();
+          host.saveNow = true;
+          this.dirty.add(host);
+          throw err;
+        }
+        if (seq > host.savedSeq) host.savedSeq = seq;
+        const covered = host.unacked.filter((m) => m.seq <= seq);
+        if (covered.length) {
+          host.unacked = host.unacked.filter((m) => m.seq > seq);
+          for (const m of covered) m.ack();
+        }
+        this.log.debug({ job: host.id, seq, ms: Date.now() - t0, events: covered.length }, "job.saved");
+      });
       if (host.ended && this.jobs.get(host.id) === host) {
         this.jobs.delete(host.id);
         this.finished.set(host.id, host);
@@ -848,7 +879,7 @@ class SupervisorService implements Supervisor {
     return freed;
   }
 
-  private async applyEffect(e: HostedEffect, commands: (() => Promise<void>)[]): Promise<void> {
+  private applyEffect(e: HostedEffect, commands: { host: JobHost; send: () => Promise<void> }[]): void {
     const host = this.jobs.get(e.job);
     if (!host) return;
     if (e.source === "job") {
@@ -865,14 +896,14 @@ class SupervisorService implements Supervisor {
     const log = this.log.child({ job: e.job, step: e.step });
     switch (eff.type) {
       case "launchTasks":
-        commands.push(() => this.launch(host, e.step, eff.params.placement));
+        commands.push({ host, send: () => this.launch(host, e.step, eff.params.placement) });
         break;
       case "signalTasks":
-        commands.push(() => this.signalTargets(host, e.step, eff.params.signal, eff.params.cont, eff.params.targets));
+        commands.push({ host, send: () => this.signalTargets(host, e.step, eff.params.signal, eff.params.cont, eff.params.targets) });
         break;
       case "notifyFirstFailure": {
         const p = eff.params;
-        await this.publishOnce(this.subjects.job.exitCodes(e.job, wireStep(e.step)), `${e.job}.${e.step}.first_failure`, {
+        this.publish(host, this.subjects.job.exitCodes(e.job, wireStep(e.step)), `${e.job}.${e.step}.first_failure`, {
           type: "step.first_failure",
           v: 1,
           job: e.job,
@@ -897,7 +928,7 @@ class SupervisorService implements Supervisor {
         break;
       case "stepEnded": {
         const p = eff.params;
-        await this.publishOnce(this.subjects.job.exitCodes(e.job, wireStep(e.step)), `${e.job}.${e.step}.summary`, {
+        this.publish(host, this.subjects.job.exitCodes(e.job, wireStep(e.step)), `${e.job}.${e.step}.summary`, {
           type: "step.summary",
           v: 1,
           job: e.job,
@@ -965,13 +996,13 @@ class SupervisorService implements Supervisor {
   }
 
   /** Publishes a state message for every job and step whose Slurm state changed. */
-  private async publishStates(host: JobHost): Promise<void> {
+  private publishStates(host: JobHost): void {
     for (const [stepId, actor] of host.steps) {
       const snap = actor.getSnapshot();
       const state = runStateOf(snap.value, snap.context.end);
       if (host.published.get(stepId) === state) continue;
       host.published.set(stepId, state);
-      await this.publishOnce(this.subjects.job.state(host.id), `${host.id}.${stepId}.${state}`, {
+      this.publish(host, this.subjects.job.state(host.id), `${host.id}.${stepId}.${state}`, {
         type: "job.state",
         v: 1,
         job: host.id,
@@ -988,7 +1019,7 @@ class SupervisorService implements Supervisor {
     if (host.published.get("job") !== state) {
       host.published.set("job", state);
       const end = jsnap.context.end;
-      await this.publishOnce(this.subjects.job.state(host.id), `${host.id}.job.${state}`, {
+      this.publish(host, this.subjects.job.state(host.id), `${host.id}.job.${state}`, {
         type: "job.state",
         v: 1,
         job: host.id,
@@ -1000,6 +1031,11 @@ class SupervisorService implements Supervisor {
         at: end?.at ?? Date.now(),
       });
     }
+  }
+
+  /** Queues a message on the job's I/O chain (built now, published in order with the job's other I/O). */
+  private publish(host: JobHost, subject: string, msgID: string, message: Message): void {
+    this.io(host, "publish", () => this.publishOnce(subject, msgID, message));
   }
 
   /**
@@ -1159,7 +1195,7 @@ class SupervisorService implements Supervisor {
       }
     }
     if (this.touched.size || this.effects.length || this.nodeEffects.length) await this.settle();
-    if (this.dirty.size && (await this.flush(now, false)) && this.pending.length) {
+    if (this.dirty.size && this.flush(now, false) && this.pending.length) {
       this.schedule();
       if (this.touched.size) await this.settle();
     }

@@ -11,7 +11,7 @@
  * (`npm run bench` does). See docs/performance.md for what each figure means.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -172,7 +172,7 @@ class Install {
       NATS_URL: nats.url,
       MUSTER_PREFIX: prefix,
       MUSTER_USER: USER,
-      MUSTER_LOG_LEVEL: "info",
+      MUSTER_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info",
       BENCH_RUN_ID: `${RUN_ID}_${group}`, // each installation's load generator answers on its own subjects
       ...extraEnv,
     };
@@ -222,6 +222,10 @@ class Install {
     this.sup = startPeer("supervisor", [...nodeArgs, MUSTER_BIN, "supervisor"], { ...this.env, ...(memFile ? { MUSTER_BENCH_MEMFILE: memFile } : {}) });
     // A node that leaves `online` during a benchmark invalidates it (and is itself a finding): say so.
     let partial = "";
+    if (process.env.BENCH_SUPLOG) {
+      const out = createWriteStream(`${process.env.BENCH_SUPLOG}-${this.group}.log`);
+      this.sup.proc.stderr!.on("data", (d: Buffer) => out.write(d));
+    }
     this.sup.proc.stderr!.on("data", (d: Buffer) => {
       const lines = (partial + d.toString("utf8")).split("\n");
       partial = lines.pop() ?? "";
