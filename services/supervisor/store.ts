@@ -4,17 +4,42 @@
  * (KV values are bounded by the payload limit), written under a new generation each time they
  * change and referenced from the record, so a crash between writes never leaves a record pointing
  * at newer chunks than its counters. Unchanged chunks (same object, copy-on-write) are not rewritten.
+ *
+ * Between rewrites of chunks, a save writes only the task records that changed since the previous save
+ * (found by identity: records are immutable) as a delta key, listed in the record after the chunks and
+ * applied in order on load. Once the deltas add up to a quarter of the step (or a save changes more
+ * than DELTA_MAX_RECORDS records, or there are MAX_DELTAS of them), the changed chunks are rewritten
+ * and the deltas dropped. Tasks ending in a random order touch every chunk; this keeps a save of a
+ * 100,000-task step about the size of what changed instead of the whole table.
  */
 import type { KV } from "@nats-io/kv";
 import type { TaskRecord } from "../../machines/task.machine.js";
-import type { TaskTable } from "../../machines/task-table.js";
+import { TASK_CHUNK_SIZE, type TaskTable } from "../../machines/task-table.js";
 
 /** A persisted step: its XState persisted snapshot with the task chunks replaced by keys. */
 export interface StoredStep {
   readonly snapshot: Record<string, unknown>;
   readonly chunkKeys: readonly string[];
+  /** Changed records written since the chunks, applied in this order on load (absent: none). */
+  readonly deltaKeys?: readonly string[];
   readonly taskCount: number;
 }
+
+/** What was last written of one step. */
+interface Written {
+  /** The chunks as of the last save (identity tells what changed since). */
+  chunks: readonly (readonly TaskRecord[])[];
+  /** The chunks as stored under `keys` (undefined: stored content unknown here, rewrite at the next compaction). */
+  base: readonly ((readonly TaskRecord[]) | undefined)[];
+  keys: string[];
+  deltaKeys: string[];
+  deltaRecords: number;
+}
+
+/** Most records one delta key holds (about 200 bytes each, far below the payload limit). */
+const DELTA_MAX_RECORDS = 2048;
+/** Most delta keys of one step before its chunks are rewritten. */
+const MAX_DELTAS = 64;
 
 /** What a job's record holds. */
 export interface StoredJob<M> {
@@ -28,6 +53,7 @@ export interface StoredJob<M> {
 
 const JOB_KEY = (job: string) => `job.${job}`;
 const CHUNK_KEY = (job: string, step: string, index: number, gen: number) => `chunk.${job}.${step}.${index}.${gen}`;
+const DELTA_KEY = (job: string, step: string, gen: number) => `delta.${job}.${step}.${gen}`;
 const COUNTER_KEY = "counter.job";
 
 const enc = new TextEncoder();
@@ -35,7 +61,7 @@ const dec = new TextDecoder();
 
 /** Reads and writes job records. */
 export class JobStore {
-  private readonly written = new Map<string, { chunks: readonly (readonly TaskRecord[])[]; keys: string[] }>();
+  private readonly written = new Map<string, Written>();
   private generation = Date.now();
 
   constructor(private readonly kv: KV) {}
@@ -56,34 +82,75 @@ export class JobStore {
     }
   }
 
-  /** Writes a job: changed chunks first (under a fresh generation), then the record that points at them. */
+  /** Writes a job: changed records or chunks first (under a fresh generation), then the record that points at them. */
   async save<M>(jobId: string, meta: M, seq: number, job: Record<string, unknown>, steps: ReadonlyMap<string, Record<string, unknown>>): Promise<void> {
     const stored: Record<string, StoredStep> = {};
     const stale: string[] = [];
     const gen = ++this.generation;
+    const writes: Promise<unknown>[] = [];
     for (const [stepId, snap] of steps) {
       const context = snap.context as { tasks: TaskTable } & Record<string, unknown>;
+      const table = context.tasks;
       const key = `${jobId}/${stepId}`;
       const before = this.written.get(key);
-      const keys: string[] = [];
-      const writes: Promise<unknown>[] = [];
-      context.tasks.chunks.forEach((chunk, i) => {
-        if (before && before.chunks[i] === chunk && before.keys[i]) {
-          keys.push(before.keys[i]!);
-          return;
-        }
-        const k = CHUNK_KEY(jobId, stepId, i, gen);
-        keys.push(k);
-        writes.push(this.kv.put(k, enc.encode(JSON.stringify(chunk))));
-        if (before?.keys[i]) stale.push(before.keys[i]!);
-      });
+      const after = before ? this.saveDelta(jobId, stepId, table, before, gen, writes) : undefined;
+      const w = after ?? this.saveChunks(jobId, stepId, table, before, gen, writes, stale);
+      this.written.set(key, w);
+      stored[stepId] = {
+        snapshot: { ...snap, context: { ...context, tasks: undefined } },
+        chunkKeys: [...w.keys],
+        ...(w.deltaKeys.length ? { deltaKeys: [...w.deltaKeys] } : {}),
+        taskCount: table.size,
+      };
+    }
+    try {
       await Promise.all(writes);
-      this.written.set(key, { chunks: context.tasks.chunks, keys });
-      stored[stepId] = { snapshot: { ...snap, context: { ...context, tasks: undefined } }, chunkKeys: keys, taskCount: context.tasks.size };
+    } catch (err) {
+      // What was written is unknown: the next save of this job rewrites its chunks.
+      for (const stepId of steps.keys()) this.written.delete(`${jobId}/${stepId}`);
+      throw err;
     }
     const record: StoredJob<M> = { jobId, meta, seq, job, steps: stored };
     await this.kv.put(JOB_KEY(jobId), enc.encode(JSON.stringify(record)));
     for (const k of stale) void this.kv.purge(k).catch(() => undefined);
+  }
+
+  /** Writes the records changed since the last save as one delta key; undefined when the chunks should be rewritten instead. */
+  private saveDelta(jobId: string, stepId: string, table: TaskTable, before: Written, gen: number, writes: Promise<unknown>[]): Written | undefined {
+    if (before.chunks.length !== table.chunks.length || before.deltaKeys.length >= MAX_DELTAS) return undefined;
+    const changed: [number, TaskRecord][] = [];
+    for (let i = 0; i < table.chunks.length; i++) {
+      const now = table.chunks[i]!;
+      const then = before.chunks[i]!;
+      if (now === then) continue;
+      for (let j = 0; j < now.length; j++) {
+        if (now[j] !== then[j]) changed.push([i * TASK_CHUNK_SIZE + j, now[j]!]);
+      }
+      if (changed.length > DELTA_MAX_RECORDS) return undefined;
+    }
+    if (before.deltaRecords + changed.length > Math.max(2 * DELTA_MAX_RECORDS, table.size / 4)) return undefined;
+    if (!changed.length) return { ...before, chunks: table.chunks };
+    const k = DELTA_KEY(jobId, stepId, gen);
+    writes.push(this.kv.put(k, enc.encode(JSON.stringify(changed))));
+    return { ...before, chunks: table.chunks, deltaKeys: [...before.deltaKeys, k], deltaRecords: before.deltaRecords + changed.length };
+  }
+
+  /** Rewrites every chunk that differs from what its key holds; the step's deltas become stale. */
+  private saveChunks(jobId: string, stepId: string, table: TaskTable, before: Written | undefined, gen: number, writes: Promise<unknown>[], stale: string[]): Written {
+    const keys: string[] = [];
+    table.chunks.forEach((chunk, i) => {
+      const old = before?.keys[i];
+      if (old && before.base[i] === chunk) {
+        keys.push(old);
+        return;
+      }
+      const k = CHUNK_KEY(jobId, stepId, i, gen);
+      keys.push(k);
+      writes.push(this.kv.put(k, enc.encode(JSON.stringify(chunk))));
+      if (old) stale.push(old);
+    });
+    if (before) stale.push(...before.deltaKeys, ...before.keys.slice(table.chunks.length));
+    return { chunks: table.chunks, base: table.chunks, keys, deltaKeys: [], deltaRecords: 0 };
   }
 
   /** Deletes a job's record and task chunks. */
@@ -91,7 +158,7 @@ export class JobStore {
     await this.kv.purge(JOB_KEY(jobId));
     for (const stepId of steps) {
       const w = this.written.get(`${jobId}/${stepId}`);
-      for (const k of w?.keys ?? []) await this.kv.purge(k);
+      for (const k of [...(w?.keys ?? []), ...(w?.deltaKeys ?? [])]) await this.kv.purge(k);
       this.written.delete(`${jobId}/${stepId}`);
     }
   }
@@ -113,8 +180,20 @@ export class JobStore {
           if (!c || c.operation !== "PUT") throw new Error(`job ${record.jobId} step ${stepId}: missing task chunk ${ck}`);
           chunks.push(JSON.parse(dec.decode(c.value)) as TaskRecord[]);
         }
+        const base: (TaskRecord[] | undefined)[] = chunks.slice();
+        let deltaRecords = 0;
+        for (const dk of s.deltaKeys ?? []) {
+          const d = await this.kv.get(dk);
+          if (!d || d.operation !== "PUT") throw new Error(`job ${record.jobId} step ${stepId}: missing task delta ${dk}`);
+          for (const [rank, rec] of JSON.parse(dec.decode(d.value)) as [number, TaskRecord][]) {
+            const i = Math.floor(rank / TASK_CHUNK_SIZE);
+            chunks[i]![rank % TASK_CHUNK_SIZE] = rec;
+            base[i] = undefined; // stored content differs from memory: rewrite at the next compaction
+            deltaRecords++;
+          }
+        }
         const tasks: TaskTable = { size: s.taskCount, chunks };
-        this.written.set(`${record.jobId}/${stepId}`, { chunks, keys: [...s.chunkKeys] });
+        this.written.set(`${record.jobId}/${stepId}`, { chunks, base, keys: [...s.chunkKeys], deltaKeys: [...(s.deltaKeys ?? [])], deltaRecords });
         const snap = s.snapshot as { context: Record<string, unknown> };
         steps.set(stepId, { ...snap, context: { ...snap.context, tasks } });
       }
