@@ -464,8 +464,10 @@ class SupervisorService implements Supervisor {
         return [...this.jobs.values()].filter((h) => req.filters?.user === undefined || h.meta.user === req.filters.user).map((h) => this.jobView(h, false));
       case "history":
         return [...this.finished.values()].filter((h) => req.filters?.user === undefined || h.meta.user === req.filters.user).map((h) => this.jobView(h, false));
-      case "nodes":
-        return [...this.nodes.values()].map((a) => this.nodeView(a)).sort((a, b) => compareNodeNames(a.node, b.node));
+      case "nodes": {
+        const running = this.liveTasksByNode();
+        return [...this.nodes.values()].map((a) => this.nodeView(a, running)).sort((a, b) => compareNodeNames(a.node, b.node));
+      }
     }
   }
 
@@ -529,17 +531,25 @@ class SupervisorService implements Supervisor {
     };
   }
 
-  private nodeView(a: NodeActor): NodeView {
-    const snap = a.getSnapshot();
-    const c = snap.context;
-    let running = 0;
+  /** Live tasks (launching, running, stopping) per node incarnation (`node/epoch`), in one pass over every live step. */
+  private liveTasksByNode(): Map<string, number> {
+    const counts = new Map<string, number>();
     for (const host of this.jobs.values()) {
       for (const step of host.steps.values()) {
         for (const t of allTasks(step.getSnapshot().context.tasks)) {
-          if (t.context.node === c.node && t.context.epoch === c.epoch && (t.state === "running" || t.state === "launching" || t.state === "stopping")) running++;
+          if (t.state !== "running" && t.state !== "launching" && t.state !== "stopping") continue;
+          const key = `${t.context.node}/${t.context.epoch}`;
+          counts.set(key, (counts.get(key) ?? 0) + 1);
         }
       }
     }
+    return counts;
+  }
+
+  private nodeView(a: NodeActor, live: ReadonlyMap<string, number>): NodeView {
+    const snap = a.getSnapshot();
+    const c = snap.context;
+    const running = live.get(`${c.node}/${c.epoch}`) ?? 0;
     return {
       node: c.node,
       state: snap.value as NodeStateName,
