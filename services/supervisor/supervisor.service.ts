@@ -2,8 +2,9 @@
  * The supervisor: owns jobs. It answers control requests, places tasks on online nodes, sends
  * launch and signal commands to agents, consumes task events from JetStream with a durable
  * consumer, hosts the job/step/node machines, publishes state changes, the first-failure
- * notification and the final summary, and persists every job before acknowledging its events.
- * Every mutation runs through one serial queue, so the machines see one event at a time.
+ * notification and the final summary, and saves every job before acknowledging its events.
+ * Every mutation runs through one serial queue, so the machines see one event at a time; each job's
+ * I/O (publishes, saves, acks, commands) runs in order on that job's own chain, off the queue.
  */
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
