@@ -33,6 +33,8 @@ export interface LauncherOptions {
   readonly orphanWaitMs?: number;
   /** How long a starting server may take to say it is ready, ms (default 10000). */
   readonly helloTimeoutMs?: number;
+  /** A server that dies sooner after it was ready counts as a crash loop: restart with a growing delay, meanwhile one Perl per task, ms (default 5000). */
+  readonly stableAfterMs?: number;
 }
 
 /** Where tasks go: `ready` (the server), `starting` (queued until a server is ready), `down`/`per-task` (one Perl per task), `closed`. */
@@ -122,6 +124,7 @@ export class Launcher {
   private readonly graceMs: number;
   private readonly orphanWaitMs: number;
   private readonly helloTimeoutMs: number;
+  private readonly stableAfterMs: number;
   private modeValue: LauncherMode = "starting";
   private server: Server | undefined;
   private generation = 0;
@@ -142,6 +145,7 @@ export class Launcher {
     this.graceMs = opts.outputGraceMs ?? OUTPUT_GRACE_MS;
     this.orphanWaitMs = opts.orphanWaitMs ?? 5_000;
     this.helloTimeoutMs = opts.helloTimeoutMs ?? 10_000;
+    this.stableAfterMs = opts.stableAfterMs ?? 5_000;
   }
 
   /** Where new tasks go now. */
@@ -213,13 +217,13 @@ export class Launcher {
       this.flushWaiting();
       return;
     }
-    if (ok) {
+    if (ok && this.server) {
       this.modeValue = "ready";
-    } else {
+    } else if (!ok) {
       this.failures++;
       this.modeValue = "down";
       this.scheduleRestart();
-    }
+    } // else it died right after its hello: onExit has set the mode and scheduled the next attempt
     this.flushWaiting();
     this.capacityListener?.();
   }
@@ -313,9 +317,10 @@ export class Launcher {
     if (this.modeValue === "closed") return;
     if (server.ready) {
       this.log.warn({ gen: server.gen, serverPid: server.pid, code, signal, tasks: server.tasks.size }, "launcher.exited");
-      // A server that keeps dying right after it started is restarted with a growing delay.
-      this.failures = Date.now() - server.readyAt < 5_000 ? this.failures + 1 : 0;
-      this.modeValue = "starting";
+      // A server that keeps dying right after it started is restarted with a growing delay, and
+      // tasks meanwhile start with a Perl each; otherwise they wait for the new server.
+      this.failures = Date.now() - server.readyAt < this.stableAfterMs ? this.failures + 1 : 0;
+      this.modeValue = this.failures === 0 ? "starting" : "down";
       this.scheduleRestart();
     }
     // Status lines written before the exit may still be unread: look once they are in.
@@ -430,7 +435,9 @@ export class Launcher {
     const parts = line.split(" ");
     const [tag, id] = parts;
     const task = id === undefined ? undefined : this.byId.get(id);
-    if (!task || task.delegate) {
+    if (!task || task.delegate || task.server !== server) {
+      // A start reported by a server the task is no longer with must not run unobserved.
+      if (tag === "P" && task) kill(Number(parts[2]), SIGKILL);
       if (tag !== "X") this.log.warn({ gen: server.gen, line: line.slice(0, 200) }, "launcher.unexpected_line");
       return;
     }
@@ -569,8 +576,10 @@ function decodeStatus(status: number): AgentTaskOutcome {
   }
 }
 
-// A task leads its own process group: signal the group, so that its children get it too.
+// A task leads its own process group: signal the group, so that its children get it too. Never
+// group 0 or 1 (this process's own group, every process): only a real task pid is signalled.
 function kill(pid: number, signal: number): void {
+  if (!Number.isSafeInteger(pid) || pid <= 1) return;
   try {
     process.kill(-pid, signal);
   } catch {

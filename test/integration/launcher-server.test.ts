@@ -197,7 +197,7 @@ describe("launcher server", () => {
   });
 
   it("survives the server being SIGKILLed mid-job: running tasks are reported exactly, unaccepted requests start on the next server", async () => {
-    const l = await launcher();
+    const l = await launcher({ stableAfterMs: 0 }); // not a crash loop: the next server takes the requests
     const first = l.serverPid!;
     const exit5 = run(l, ["sh", "-c", "sleep 1; echo done; exit 5"]);
     const segv = run(l, ["sh", "-c", "sleep 1; ulimit -c 0; kill -SEGV $$"]);
@@ -205,9 +205,10 @@ describe("launcher server", () => {
 
     // Requests the stopped server never read: no `A` line, so they were never started.
     process.kill(first, "SIGSTOP");
-    const queued = [run(l, ["sh", "-c", "exit 7"]), run(l, ["muster-no-such-command"]), run(l, ["sh", "-c", "echo $$"])];
+    // The last one prints the parent of its watcher: the server that started it.
+    const queued = [run(l, ["sh", "-c", "exit 7"]), run(l, ["muster-no-such-command"]), run(l, ["sh", "-c", 'echo $$ $(cut -d" " -f4 /proc/$PPID/stat)'])];
     process.kill(first, "SIGKILL");
-    await waitFor(() => l.mode === "ready" && l.serverPid !== undefined && l.serverPid !== first, { message: "a new server" });
+    const second = await waitFor(() => (l.mode === "ready" && l.serverPid !== first ? l.serverPid : undefined), { message: "a new server" });
 
     expect(await exit5.exit).toEqual({ outcome: { kind: "exited", code: 5 }, pid: exit5.started[0] });
     expect(exit5.out.stdout).toBe("done\n");
@@ -216,10 +217,23 @@ describe("launcher server", () => {
     expect(q7!.outcome).toEqual({ kind: "exited", code: 7 });
     expect(qnf).toEqual({ outcome: { kind: "launch_failed", code: 127, error: "muster-no-such-command: No such file or directory" } });
     expect(qecho!.outcome).toEqual({ kind: "exited", code: 0 });
-    expect(queued[2]!.out.stdout).toBe(`${qecho!.pid}\n`);
+    expect(queued[2]!.out.stdout).toBe(`${qecho!.pid} ${second}\n`);
     expect(queued.map((q) => q.started.length)).toEqual([1, 0, 1]);
     // And the new server works like the first.
     expect((await run(l, ["sh", "-c", "exit 9"]).exit).outcome).toEqual({ kind: "exited", code: 9 });
+  });
+
+  it("treats a server that dies soon after it started as a crash loop: tasks meanwhile start with a Perl each", async () => {
+    const l = await launcher({ stableAfterMs: 60_000 });
+    const first = l.serverPid!;
+    process.kill(first, "SIGKILL");
+    await waitFor(() => l.mode !== "ready", { message: "the server's death noticed" });
+    expect(l.mode).toBe("down");
+    const r = run(l, ["sh", "-c", 'echo $(cut -d" " -f4 /proc/$PPID/stat); exit 3']);
+    expect((await r.exit).outcome).toEqual({ kind: "exited", code: 3 });
+    expect(r.out.stdout).toBe(`${process.pid}\n`); // its launcher is a child of the agent, not of a server
+    await waitFor(() => l.mode === "ready" && l.serverPid !== first, { message: "a new server after the delay", timeoutMs: 5_000 });
+    expect((await run(l, ["sh", "-c", "exit 5"]).exit).outcome).toEqual({ kind: "exited", code: 5 });
   });
 
   it("kills a task whose watcher was killed and reports it as SIGKILL", async () => {
