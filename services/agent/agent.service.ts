@@ -14,7 +14,7 @@ import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Config } from "../../src/config.js";
 import { MusterError } from "../../src/errors.js";
-import { parseIdSet } from "../../src/idset/index.js";
+import { IdSet, parseIdSet } from "../../src/idset/index.js";
 import type { Logger } from "../../src/logger.js";
 import { connectNats } from "../../src/nats/connect.js";
 import type {
@@ -33,9 +33,10 @@ import type {
   TaskStarted,
 } from "../../src/protocol/index.js";
 import { NodeCommandSchema, PROTOCOL_VERSION, createDlqRecord, createSubjects, encodeMessage, parseMessage } from "../../src/protocol/index.js";
+import { createLauncher, type Launcher } from "./launcher.js";
 import { Outbox } from "./outbox.js";
 import { TaskOutput } from "./task-output.js";
-import { PERL_PATH, checkPerl, startTaskProcess, type TaskExit, type TaskProcess } from "./task-process.js";
+import { PERL_PATH, checkPerl, type TaskExit, type TaskProcess } from "./task-process.js";
 
 /** What createAgent needs. */
 export interface AgentOptions {
@@ -88,19 +89,46 @@ export const AGENT_DLQ_SOURCE = "agent";
 const BYE_TIMEOUT_MS = 5_000;
 /** Ended tasks remembered so that a repeated launch is not started twice. */
 const MAX_REMEMBERED_TASKS = 100_000;
+/** The most tasks one `cmd.launch` may put on this node (a rank range costs nothing on the wire, a task record does here). */
+export const MAX_LAUNCH_TASKS = MAX_REMEMBERED_TASKS;
+/** How long one turn of the event loop may spend starting tasks, ms: heartbeats and commands go in between. */
+const START_SLICE_MS = 4;
 const SIGKILL = 9;
 const SIGTERM = 15;
 const SIGCONT = 18;
+
+/** What the tasks of one `cmd.launch` share. */
+interface LaunchBatch {
+  readonly cmd: LaunchCommand;
+  /** The environment of every task of the launch but the per-task variables, built when the first task starts. */
+  env?: Readonly<Record<string, string>>;
+}
 
 interface TaskRecord {
   readonly key: string;
   readonly job: string;
   readonly step: StepId;
   readonly rank: number;
+  readonly localId: number;
+  readonly launch: LaunchBatch;
+  /** Undefined until the task was handed to the launcher. */
   proc: TaskProcess | undefined;
   live: boolean;
+  /** Signals sent before the task was handed to the launcher, delivered when it is. */
+  held: number[] | undefined;
+  /** A SIGKILL came before the task was started: it ends without being started. */
+  killedUnstarted: boolean;
   /** Resolves once the task's `task.ended` was acknowledged (or the agent closed). */
-  finished: Promise<void>;
+  readonly finished: Promise<void>;
+  settle: () => void;
+}
+
+/** A task's argv and output files, ready to start; `error` when its batch script could not be written. */
+interface PreparedTask {
+  argv: string[];
+  files?: Partial<Record<"stdout" | "stderr", WriteStream>>;
+  error?: string;
+  cleanup: () => Promise<void>;
 }
 
 /** Builds an agent for one node; nothing happens until `start()`. */
@@ -117,7 +145,12 @@ class AgentService implements Agent {
   private readonly slots: number;
   private readonly baseEnv: Readonly<Record<string, string | undefined>>;
   private readonly perlPath: string;
+  private readonly launcher: Launcher;
   private readonly tasks = new Map<string, TaskRecord>();
+  /** Accepted tasks not yet started, in launch order; `startHead` is the next one. */
+  private startQueue: TaskRecord[] = [];
+  private startHead = 0;
+  private startScheduled = false;
   private readonly ioAbort = new AbortController();
   private readonly events: Outbox;
   private readonly dlq: Outbox;
@@ -149,6 +182,8 @@ class AgentService implements Agent {
     if (!Number.isInteger(this.slots) || this.slots < 1) throw new MusterError("USAGE", `slots must be a positive integer, got ${String(opts.slots)}`);
     this.baseEnv = opts.env ?? process.env;
     this.perlPath = opts.perlPath ?? PERL_PATH;
+    this.launcher = createLauncher({ logger: this.log.child({ component: "launcher" }), perlPath: this.perlPath });
+    this.launcher.onCapacity(() => this.scheduleStarts());
     this.packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
     const musterBin = opts.musterBinDir ?? (this.packageRoot ? join(this.packageRoot, "bin") : undefined);
     if (musterBin) this.binDirs = [resolve(musterBin)];
@@ -167,12 +202,14 @@ class AgentService implements Agent {
     if (this.started) throw new MusterError("INTERNAL", "agent already started");
     this.started = true;
     checkPerl(this.perlPath);
+    await this.launcher.start();
     this.scratchDir = await mkdtemp(join(tmpdir(), `muster-agent-${this.node}-`));
     await this.prepareMusterShim();
     this.nc = await this.connect();
     this.connected = true;
     if (this.closed) {
       await this.nc.close();
+      await this.launcher.close();
       return;
     }
     const js = jetstream(this.nc, { timeout: this.config.timeoutSeconds * 1000 });
@@ -312,17 +349,33 @@ class AgentService implements Agent {
     void this.dlq.enqueue(this.subjects.dlq.of(AGENT_DLQ_SOURCE), encodeMessage(record));
   }
 
+  // Acknowledged once the tasks are recorded (so a repeated launch starts nothing twice); they start afterwards, a slice per turn.
   private onLaunch(msg: Msg, cmd: LaunchCommand): void {
     if (this.draining || this.closed) {
       this.reject(msg, "DRAINING", `${msg.subject}: node ${this.node} is shutting down and takes no new tasks`, false);
       return;
     }
-    for (const t of cmd.tasks) {
-      const key = `${cmd.job}.${cmd.step}.${t.rank}`;
-      if (this.tasks.has(key)) continue; // a repeated launch: already started in this epoch
-      this.launch(cmd, t.rank, t.localId, key);
+    const ranks = IdSet.parse(cmd.ranks);
+    if (ranks.size > MAX_LAUNCH_TASKS) {
+      this.reject(msg, "BAD_REQUEST", `${msg.subject}: ${ranks.size} tasks in one launch; at most ${MAX_LAUNCH_TASKS} per node`, true);
+      return;
     }
+    const launch: LaunchBatch = { cmd };
+    let localId = 0;
+    for (const [lo, hi] of ranks.ranges) {
+      for (let rank = lo; rank <= hi; rank++, localId++) {
+        const key = `${cmd.job}.${cmd.step}.${rank}`;
+        if (this.tasks.has(key)) continue; // a repeated launch: already accepted in this epoch
+        let settle!: () => void;
+        const finished = new Promise<void>((r) => (settle = r));
+        const rec: TaskRecord = { key, job: cmd.job, step: cmd.step, rank, localId, launch, proc: undefined, live: true, held: undefined, killedUnstarted: false, finished, settle };
+        this.tasks.set(key, rec);
+        this.startQueue.push(rec);
+      }
+    }
+    this.forgetOldTasks();
     this.ack(msg);
+    this.scheduleStarts();
   }
 
   private onSignal(msg: Msg, cmd: SignalCommand): void {
@@ -339,7 +392,7 @@ class AgentService implements Agent {
     let hit = 0;
     for (const t of this.tasks.values()) {
       if (t.job !== cmd.job || t.step !== cmd.step || !t.live || (ranks && !ranks(t.rank))) continue;
-      t.proc?.signal(cmd.signal);
+      this.signalTask(t, cmd.signal);
       hit++;
     }
     this.log.info({ job: cmd.job, step: cmd.step, ranks: cmd.ranks, signal: cmd.signal, tasks: hit }, "cmd.signal");
@@ -349,90 +402,148 @@ class AgentService implements Agent {
   // ---------------------------------------------------------------------------------------------
   // Tasks
 
-  private taskEnv(cmd: LaunchCommand, rank: number, localId: number): Record<string, string> {
+  private signalTask(t: TaskRecord, signal: number): void {
+    if (t.proc) {
+      t.proc.signal(signal);
+    } else if (signal === SIGKILL) {
+      t.killedUnstarted = true;
+      this.scheduleStarts();
+    } else {
+      (t.held ??= []).push(signal);
+    }
+  }
+
+  private scheduleStarts(): void {
+    if (this.startScheduled || this.startHead >= this.startQueue.length) return;
+    this.startScheduled = true;
+    setImmediate(() => {
+      this.startScheduled = false;
+      this.startSome();
+    });
+  }
+
+  // Starts queued tasks for at most START_SLICE_MS, while the launcher has room; the rest on later turns.
+  private startSome(): void {
+    if (this.closed) return;
+    const until = performance.now() + START_SLICE_MS;
+    while (this.startHead < this.startQueue.length) {
+      const rec = this.startQueue[this.startHead]!;
+      if (!rec.live || rec.proc) {
+        this.startHead++;
+        continue;
+      }
+      if (!rec.killedUnstarted && this.launcher.busy) break; // onCapacity resumes
+      this.startHead++;
+      this.startTask(rec);
+      if (performance.now() >= until) {
+        this.scheduleStarts();
+        break;
+      }
+    }
+    if (this.startHead >= this.startQueue.length) {
+      this.startQueue = [];
+      this.startHead = 0;
+    } else if (this.startHead > 4096 && this.startHead * 2 > this.startQueue.length) {
+      this.startQueue = this.startQueue.slice(this.startHead);
+      this.startHead = 0;
+    }
+  }
+
+  // The environment every task of a launch shares; MUSTER_TASK_ID and MUSTER_LOCALID are added per task.
+  private launchEnv(launch: LaunchBatch): Readonly<Record<string, string>> {
+    if (launch.env) return launch.env;
+    const cmd = launch.cmd;
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(this.baseEnv)) if (v !== undefined) env[k] = v;
     Object.assign(env, cmd.env);
     Object.assign(env, {
       MUSTER_JOB_ID: cmd.job,
       MUSTER_STEP_ID: String(cmd.step),
-      MUSTER_TASK_ID: String(rank),
-      MUSTER_LOCALID: String(localId),
       MUSTER_NTASKS: String(cmd.ntasks),
       MUSTER_NNODES: String(cmd.nnodes),
       MUSTER_NODEID: String(cmd.nodeIndex),
       MUSTER_NODE: this.node,
     });
+    delete env.MUSTER_TASK_ID;
+    delete env.MUSTER_LOCALID;
     const path = env.PATH || "/usr/local/bin:/usr/bin:/bin";
     env.PATH = [...this.binDirs, path].join(delimiter);
+    launch.env = env;
     return env;
   }
 
-  private launch(cmd: LaunchCommand, rank: number, localId: number, key: string): void {
+  private startTask(rec: TaskRecord): void {
+    const cmd = rec.launch.cmd;
+    const rank = rec.rank;
     const log = this.log.child({ job: cmd.job, step: cmd.step, task: rank });
-    const rec: TaskRecord = { key, job: cmd.job, step: cmd.step, rank, proc: undefined, live: true, finished: Promise.resolve() };
-    this.tasks.set(key, rec);
-    this.forgetOldTasks();
     const evtSubject = this.subjects.evt.task(this.node, cmd.job, cmd.step, rank);
-    const base = { v: PROTOCOL_VERSION, job: cmd.job, step: cmd.step, rank, node: this.node, epoch: this.epoch } as const;
+    // The epoch the task was launched in, even if the agent took a new one while the task waited.
+    const epoch = cmd.epoch;
+    const base = { v: PROTOCOL_VERSION, job: cmd.job, step: cmd.step, rank, node: this.node, epoch } as const;
 
-    const prepared = this.prepareBatch(cmd, log);
+    const prepared: PreparedTask = rec.killedUnstarted ? { argv: [], cleanup: async () => {} } : this.prepareBatch(cmd, log);
     const output = new TaskOutput({
       js: this.js!,
       subjects: this.subjects,
       job: cmd.job,
       step: cmd.step,
       rank,
-      epoch: this.epoch,
+      epoch,
       logger: log,
       signal: this.ioAbort.signal,
       ackTimeoutMs: this.config.timeoutSeconds * 1000,
       isConnected: () => this.isConnected(),
-      files: prepared.files,
+      ...(prepared.files ? { files: prepared.files } : {}),
     });
 
     let started: Promise<boolean> = Promise.resolve(true);
-    const proc = prepared.error
-      ? undefined
-      : startTaskProcess({
-          argv: prepared.argv,
-          cwd: cmd.cwd,
-          env: this.taskEnv(cmd, rank, localId),
-          perlPath: this.perlPath,
-          onStarted: (pid) => {
-            const evt: TaskStarted = { type: "task.started", ...base, pid, at: Date.now() };
-            log.info({ pid }, "task.started");
-            started = this.events.enqueue(evtSubject, encodeMessage(evt), taskEventMsgId(cmd.job, cmd.step, rank, this.epoch, "started"));
-          },
-          onOutput: (stream, data) => output.write(stream, data),
-          onDiagnostic: (text) => log.warn({ text }, "launcher.diagnostic"),
-        });
-    rec.proc = proc;
-    const exit: Promise<TaskExit> = proc
-      ? proc.done
-      : Promise.resolve({ outcome: { kind: "launch_failed", code: 126, error: prepared.error! } });
+    let exit: Promise<TaskExit>;
+    if (rec.killedUnstarted) {
+      // SIGKILL before the task was started: it never runs, as if it had been killed before its exec.
+      exit = Promise.resolve({ outcome: { kind: "signaled", signal: SIGKILL, coreDumped: false } });
+    } else if (prepared.error !== undefined) {
+      exit = Promise.resolve({ outcome: { kind: "launch_failed", code: 126, error: prepared.error } });
+    } else {
+      const proc = this.launcher.spawn({
+        argv: prepared.argv,
+        cwd: cmd.cwd,
+        env: this.launchEnv(rec.launch),
+        envExtra: { MUSTER_TASK_ID: String(rank), MUSTER_LOCALID: String(rec.localId) },
+        perlPath: this.perlPath,
+        onStarted: (pid) => {
+          const evt: TaskStarted = { type: "task.started", ...base, pid, at: Date.now() };
+          log.info({ pid }, "task.started");
+          started = this.events.enqueue(evtSubject, encodeMessage(evt), taskEventMsgId(cmd.job, cmd.step, rank, epoch, "started"));
+        },
+        onOutput: (stream, data) => output.write(stream, data),
+        onDiagnostic: (text) => log.warn({ text }, "launcher.diagnostic"),
+      });
+      rec.proc = proc;
+      for (const s of rec.held?.splice(0) ?? []) proc.signal(s);
+      exit = proc.done;
+    }
+    rec.held = undefined;
 
-    rec.finished = (async () => {
+    void (async () => {
       const { outcome, pid } = await exit;
       rec.live = false;
       await prepared.cleanup();
       await output.end();
       const evt: TaskEnded = { type: "task.ended", ...base, outcome, ...(pid === undefined ? {} : { pid }), at: Date.now() };
       log.info({ pid, outcome }, "task.ended");
-      const acked = this.events.enqueue(evtSubject, encodeMessage(evt), taskEventMsgId(cmd.job, cmd.step, rank, this.epoch, "ended"));
+      const acked = this.events.enqueue(evtSubject, encodeMessage(evt), taskEventMsgId(cmd.job, cmd.step, rank, epoch, "ended"));
       rec.proc = undefined;
       await Promise.all([started, acked]);
-    })().catch((err: unknown) => {
-      rec.live = false;
-      log.error({ err }, "task.failed");
-    });
+    })()
+      .catch((err: unknown) => {
+        rec.live = false;
+        log.error({ err }, "task.failed");
+      })
+      .finally(rec.settle);
   }
 
   // A batch step runs the script text captured at submit time, and may write its output to files.
-  private prepareBatch(
-    cmd: LaunchCommand,
-    log: Logger,
-  ): { argv: string[]; files?: Partial<Record<"stdout" | "stderr", WriteStream>>; error?: string; cleanup: () => Promise<void> } {
+  private prepareBatch(cmd: LaunchCommand, log: Logger): PreparedTask {
     const argv = [...cmd.argv];
     const batch = cmd.batch;
     let cleanup = async (): Promise<void> => {};
@@ -488,7 +599,7 @@ class AgentService implements Agent {
   }
 
   private killAll(signal: number): void {
-    for (const t of this.tasks.values()) if (t.live) t.proc?.signal(signal);
+    for (const t of this.tasks.values()) if (t.live) this.signalTask(t, signal);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -550,6 +661,7 @@ class AgentService implements Agent {
     } catch {
       // already closed
     }
+    await this.launcher.close();
     if (this.scratchDir) await rm(this.scratchDir, { recursive: true, force: true });
     this.log.info({ reason }, "agent.bye");
   }

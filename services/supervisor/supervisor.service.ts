@@ -1084,7 +1084,6 @@ class SupervisorService implements Supervisor {
     if (!spec) throw new Error(`job ${host.id} has no launch spec for step ${stepId}`);
     await Promise.all(
       placement.map(async (p, nodeIndex) => {
-        const ranks = [...IdSet.parse(p.ranks)];
         const cmd: Message = {
           type: "cmd.launch",
           v: 1,
@@ -1100,7 +1099,7 @@ class SupervisorService implements Supervisor {
           ntasks: stepId === BATCH_STEP ? host.meta.request.ntasks : step.ntasks,
           nnodes: stepId === BATCH_STEP ? (host.meta.alloc?.length ?? 1) : placement.length,
           nodeIndex,
-          tasks: ranks.map((rank, localId) => ({ rank, localId })),
+          ranks: IdSet.parse(p.ranks).toString(),
           label: spec.label,
           killWaitSeconds: host.meta.killWaitSeconds,
           ...(spec.batch ? { batch: spec.batch } : {}),

@@ -4,13 +4,14 @@
  * with `STALE_EPOCH`, so a command never reaches a later incarnation by accident.
  */
 import { z } from "zod";
+import { IdSet } from "../idset/index.js";
 import {
   EpochSchema,
   IdSetSchema,
   JobIdSchema,
   NodeNameSchema,
+  NonEmptyIdSetSchema,
   PositiveIntSchema,
-  RankSchema,
   SecondsSchema,
   SignalNumberSchema,
   StepIdSchema,
@@ -20,13 +21,20 @@ import {
 } from "./common.schema.js";
 import { ArgvSchema, BatchSpecSchema, EnvSchema } from "./control.schema.js";
 
-/** One task to start on this node: its global rank and its index among the node's tasks of the step. */
-export const LaunchTaskSchema = z.object({
-  rank: RankSchema,
-  localId: z.number().int().min(0),
-});
+/** True when `ranks` is an id set of at least one rank, every one below `ntasks`. */
+function ranksFit(ranks: string, ntasks: number): boolean {
+  try {
+    const last = IdSet.parse(ranks).ranges.at(-1);
+    return last !== undefined && last[1] < ntasks;
+  } catch {
+    return false;
+  }
+}
 
-/** `cmd.launch`: start the given tasks of a step on this node. Idempotent per (job, step, rank, epoch). */
+/**
+ * `cmd.launch`: start the given ranks of a step on this node. Idempotent per (job, step, rank, epoch).
+ * The ranks travel as an id set, so the command has the same size for 10 tasks or 100,000.
+ */
 export const LaunchCommandSchema = z
   .object({
     type: z.literal("cmd.launch"),
@@ -43,12 +51,14 @@ export const LaunchCommandSchema = z
     nnodes: PositiveIntSchema,
     /** This node's index among the step's nodes, 0-based. */
     nodeIndex: z.number().int().min(0),
-    tasks: z.array(LaunchTaskSchema).min(1),
+    /** This node's ranks of the step (`0-24999`); a task's local id is its position among them in ascending order. */
+    ranks: NonEmptyIdSetSchema,
     label: z.boolean(),
     killWaitSeconds: SecondsSchema,
     /** Present for the `batch` step: script text and output files. */
     batch: BatchSpecSchema.optional(),
   })
+  .refine((m) => ranksFit(m.ranks, m.ntasks), { message: "ranks must be a non-empty id set of ranks below ntasks", path: ["ranks"] })
   .meta({ title: "cmd.launch", description: "Supervisor to agent: start tasks of a step on this node." });
 
 /** `cmd.signal`: deliver a signal to tasks of a step on this node (`ranks` absent: all of them). */
@@ -92,8 +102,6 @@ export const CommandAckSchema = z
   .discriminatedUnion("ok", [CommandAckOkSchema, CommandAckErrSchema])
   .meta({ title: "cmd.ack", description: "Agent reply to a node command." });
 
-/** One task of a launch. */
-export type LaunchTask = z.infer<typeof LaunchTaskSchema>;
 /** A `cmd.launch` command. */
 export type LaunchCommand = z.infer<typeof LaunchCommandSchema>;
 /** A `cmd.signal` command. */

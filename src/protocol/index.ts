@@ -97,11 +97,10 @@ export {
   CommandAckOkSchema,
   CommandAckSchema,
   LaunchCommandSchema,
-  LaunchTaskSchema,
   NodeCommandSchema,
   SignalCommandSchema,
 } from "./command.schema.js";
-export type { CommandAck, LaunchCommand, LaunchTask, NodeCommand, SignalCommand } from "./command.schema.js";
+export type { CommandAck, LaunchCommand, NodeCommand, SignalCommand } from "./command.schema.js";
 
 export { TaskEndedSchema, TaskEventSchema, TaskStartedSchema } from "./event.schema.js";
 export type { TaskEnded, TaskEvent, TaskStarted } from "./event.schema.js";

@@ -22,6 +22,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import { IdSet } from "../../src/idset/index.js";
 import { NodeCommandSchema, createSubjects, encodeMessage, parseMessage, type CommandAck, type LaunchCommand, type Message, type StepId } from "../../src/protocol/index.js";
 import { benchSubject, dec, enc, sleep } from "./lib.js";
 
@@ -122,7 +123,7 @@ class FakeNode {
 
   private onLaunch(cmd: LaunchCommand): void {
     if (this.jobs.has(cmd.job)) return; // repeated launch
-    const rec: Launched = { step: cmd.step, ranks: cmd.tasks.map((t) => t.rank), started: 0, startedPending: 0 };
+    const rec: Launched = { step: cmd.step, ranks: [...IdSet.parse(cmd.ranks)], started: 0, startedPending: 0 };
     this.jobs.set(cmd.job, rec);
     if (!autoStart) return;
     rec.startedPending = rec.ranks.length;

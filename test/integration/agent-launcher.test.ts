@@ -1,4 +1,4 @@
-// The agent's Perl launcher and task process, without NATS: the embedded source matches
+// The agent's per-task Perl launcher (the fallback when no launcher server runs) and task process, without NATS: the embedded source matches
 // launcher.pl, tasks start with default dispositions and an empty mask whatever perl inherited,
 // the raw wait status comes through losslessly, and /dev/stdout works in a task.
 import { readFileSync } from "node:fs";
@@ -8,7 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { IoStream } from "../../src/protocol/index.js";
-import { LAUNCHER_SOURCE, PERL_PATH, incompleteUtf8Tail, launcherEnv, startTaskProcess } from "../../services/agent/index.js";
+import { LAUNCHER_SERVER_SOURCE, LAUNCHER_SOURCE, PERL_PATH, incompleteUtf8Tail, launcherEnv, startTaskProcess } from "../../services/agent/index.js";
 import type { TaskExit } from "../../services/agent/index.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -38,9 +38,11 @@ async function run(argv: string[], opts: { perlPath?: string; env?: Record<strin
 }
 
 describe("agent launcher", () => {
-  it("embeds launcher.pl verbatim", () => {
+  it("embeds launcher.pl and launcher-server.pl verbatim", () => {
     const file = readFileSync(join(repoRoot, "services/agent/launcher.pl"), "utf8");
     expect(LAUNCHER_SOURCE, "services/agent/launcher-source.ts must hold launcher.pl line by line").toBe(file);
+    const server = readFileSync(join(repoRoot, "services/agent/launcher-server.pl"), "utf8");
+    expect(LAUNCHER_SERVER_SOURCE, "services/agent/launcher-source.ts must hold launcher-server.pl line by line").toBe(server);
   });
 
   it("resets an ignored SIGINT and a blocked SIGTERM inherited by perl", async () => {

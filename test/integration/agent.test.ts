@@ -2,7 +2,7 @@
 // included), launch failures, signals, output forwarding, bad commands, events that survive a
 // NATS crash, and graceful shutdown (in process and as a separate process started with SIGINT ignored).
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { chmod, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -16,7 +16,7 @@ import { createLogger } from "../../src/logger.js";
 import { ensureStreams } from "../../src/nats/streams.js";
 import { PROTOCOL_VERSION, createSubjects, encodeMessage } from "../../src/protocol/index.js";
 import type { CommandAck, IoChunk, LaunchCommand, SignalCommand, Subjects, TaskEnded } from "../../src/protocol/index.js";
-import { createAgent, taskEventMsgId } from "../../services/agent/index.js";
+import { LAUNCHER_MAX_IN_FLIGHT, createAgent, taskEventMsgId } from "../../services/agent/index.js";
 import type { Agent } from "../../services/agent/index.js";
 import { startNatsServer, uniquePrefix, type NatsServerHandle } from "../support/nats-fixture.js";
 import { waitFor } from "../support/wait.js";
@@ -137,7 +137,7 @@ function launchCmd(ctx: Ctx, job: string, argv: string[], extra: Partial<LaunchC
     ntasks: 1,
     nnodes: 1,
     nodeIndex: 0,
-    tasks: [{ rank: 0, localId: 0 }],
+    ranks: "0",
     label: false,
     killWaitSeconds: 2,
     ...extra,
@@ -175,10 +175,7 @@ describe("agent", () => {
       ntasks: 4,
       nnodes: 2,
       nodeIndex: 1,
-      tasks: [
-        { rank: 2, localId: 0 },
-        { rank: 3, localId: 1 },
-      ],
+      ranks: "2-3",
     });
     expect(await request(ctx, cmd)).toEqual({ type: "cmd.ack", v: 1, node: NODE, epoch: ctx.agent.epoch, ok: true });
     // The same launch again (a supervisor retry) is acknowledged and starts nothing.
@@ -250,7 +247,7 @@ describe("agent", () => {
 
   it("delivers cmd.signal to the process group of the targeted ranks", async () => {
     const ctx = await setup("signal");
-    const cmd = launchCmd(ctx, "s", ["sh", "-c", "sleep 600"], { ntasks: 2, tasks: [{ rank: 0, localId: 0 }, { rank: 1, localId: 1 }] });
+    const cmd = launchCmd(ctx, "s", ["sh", "-c", "sleep 600"], { ntasks: 2, ranks: "0-1" });
     await request(ctx, cmd);
     await waitFor(async () => (await jobEvents(ctx, "s")).filter((e) => e.json.type === "task.started").length === 2, { message: "both started" });
     expect(ctx.agent.running()).toBe(2);
@@ -271,6 +268,74 @@ describe("agent", () => {
     // Without ranks: every task of the step on this node (the sh and its sleep child both get it).
     expect((await request(ctx, signal(undefined, 10))).ok).toBe(true);
     expect(endedOutcome(await waitEnded(ctx, "s", 2), 0)).toEqual({ kind: "signaled", signal: 10, coreDumped: false });
+  });
+
+  it("launches ranks given as an id set: local ids are positions, and an overlapping repeat starts only the new ranks", async () => {
+    const ctx = await setup("ranks");
+    const argv = ["sh", "-c", 'echo "$MUSTER_TASK_ID $MUSTER_LOCALID"'];
+    expect((await request(ctx, launchCmd(ctx, "rk", argv, { ntasks: 20, ranks: "3-4,10,12-13" }))).ok).toBe(true);
+    await waitEnded(ctx, "rk", 5);
+    expect((await request(ctx, launchCmd(ctx, "rk", argv, { ntasks: 20, ranks: "12-15" }))).ok).toBe(true);
+    const events = await waitEnded(ctx, "rk", 7);
+    const ended = events.filter((e) => e.json.type === "task.ended").map((e) => e.json.rank as number);
+    expect(ended.sort((a, b) => a - b)).toEqual([3, 4, 10, 12, 13, 14, 15]);
+    const io = await jobOutput(ctx, "rk");
+    const localIds = Object.fromEntries(ended.map((r) => [r, textOf(io, r, "stdout")]));
+    expect(localIds).toEqual({ 3: "3 0\n", 4: "4 1\n", 10: "10 2\n", 12: "12 3\n", 13: "13 4\n", 14: "14 2\n", 15: "15 3\n" });
+    // Ranks outside the step are refused by the schema.
+    expect(await request(ctx, launchCmd(ctx, "rk2", ["true"], { ntasks: 4, ranks: "2-4" }))).toMatchObject({ ok: false, error: { code: "BAD_SCHEMA" } });
+  });
+
+  it("acknowledges a launch before starting it, and a SIGKILL ends the tasks it has not handed to the launcher without starting them", async () => {
+    const ctx = await setup("ackfirst");
+    const server = launcherServerPid();
+    // A stopped launcher starts nothing; the agent hands it a bounded number of requests.
+    process.kill(server, "SIGSTOP");
+    cleanups.push(async () => void process.kill(server, "SIGCONT"));
+    const n = LAUNCHER_MAX_IN_FLIGHT + 8;
+    const ack = await request(ctx, launchCmd(ctx, "af", ["sleep", "600"], { ntasks: n, ranks: `0-${n - 1}` }));
+    expect(ack).toEqual({ type: "cmd.ack", v: 1, node: NODE, epoch: ctx.agent.epoch, ok: true });
+    expect(ctx.agent.running()).toBe(n);
+    const kill: SignalCommand = { type: "cmd.signal", v: PROTOCOL_VERSION, job: "af", step: 0, node: NODE, epoch: ctx.agent.epoch, signal: 9 };
+    expect((await request(ctx, kill)).ok).toBe(true);
+    // Not handed over: they end at once, never started. The others wait for the launcher.
+    const early = await waitFor(
+      async () => {
+        const e = (await jobEvents(ctx, "af")).filter((x) => x.json.type === "task.ended");
+        return e.length >= n - LAUNCHER_MAX_IN_FLIGHT ? e : undefined;
+      },
+      { message: "the unstarted tasks ended" },
+    );
+    expect((await jobEvents(ctx, "af")).some((e) => e.json.type === "task.started")).toBe(false);
+    for (const e of early) {
+      expect(e.json.outcome).toEqual({ kind: "signaled", signal: 9, coreDumped: false });
+      expect(e.json.pid).toBeUndefined();
+    }
+    process.kill(server, "SIGCONT");
+    const events = await waitEnded(ctx, "af", n);
+    const started = new Set(events.filter((e) => e.json.type === "task.started").map((e) => e.json.rank as number));
+    expect(started.size).toBeLessThanOrEqual(LAUNCHER_MAX_IN_FLIGHT);
+    for (const e of events.filter((x) => x.json.type === "task.ended")) {
+      expect(e.json.outcome).toEqual({ kind: "signaled", signal: 9, coreDumped: false });
+      // The held SIGKILL reached the ones already at the launcher right after their exec.
+      expect(e.json.pid === undefined).toBe(!started.has(e.json.rank));
+    }
+    expect(ctx.agent.running()).toBe(0);
+  });
+
+  it("recovers when its launcher is SIGKILLed mid-job: the running task and later ones report exact statuses", async () => {
+    const ctx = await setup("launcherkill");
+    const first = launcherServerPid();
+    await request(ctx, launchCmd(ctx, "lk", ["sh", "-c", "sleep 1; exit 4"]));
+    await waitFor(async () => (await jobEvents(ctx, "lk")).some((e) => e.json.type === "task.started"), { message: "started" });
+    process.kill(first, "SIGKILL");
+    await request(ctx, launchCmd(ctx, "lk2", ["sh", "-c", "kill -QUIT $$"]));
+    await request(ctx, launchCmd(ctx, "lk3", ["muster-no-such-command"]));
+    expect(endedOutcome(await waitEnded(ctx, "lk"))).toEqual({ kind: "exited", code: 4 });
+    expect(endedOutcome(await waitEnded(ctx, "lk2"))).toMatchObject({ kind: "signaled", signal: 3 });
+    expect(endedOutcome(await waitEnded(ctx, "lk3"))).toEqual({ kind: "launch_failed", code: 127, error: "muster-no-such-command: No such file or directory" });
+    // And a new server took over.
+    await waitFor(() => launcherServerPid() !== first, { message: "a new launcher server" });
   });
 
   it("forwards output in chunks of at most 64 KiB, utf8 or base64, seq from 0, eof on both streams", async () => {
@@ -416,6 +481,24 @@ describe("agent", () => {
     await waitFor(() => !processExists(started.json.pid as number), { message: "the task was killed" });
   });
 });
+
+/** The pid of the launcher server of the agent running in this process. */
+function launcherServerPid(): number {
+  const found: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8");
+      if (ppid === process.pid && cmdline.startsWith("muster-launcher") && !cmdline.startsWith("muster-launcher-watch") && processExists(Number(name))) found.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  if (found.length !== 1) throw new Error(`expected one launcher server under pid ${process.pid}, found ${found.join(",") || "none"}`);
+  return found[0]!;
+}
 
 function processExists(pid: number): boolean {
   try {

@@ -41,7 +41,7 @@ const EXAMPLES: { [K in MessageType]: z.infer<(typeof MESSAGE_SCHEMAS)[K]> } = {
   reply: { type: "reply", v: 1, ok: true, data: { job: "j42", step: 0 } },
   "cmd.launch": {
     type: "cmd.launch", v: 1, job: "j42", step: 0, node: "node-1", epoch: "e1", user: "alice", argv: ["hostname"],
-    env: { A: "1" }, cwd: "/tmp", ntasks: 4, nnodes: 2, nodeIndex: 0, tasks: [{ rank: 0, localId: 0 }, { rank: 1, localId: 1 }],
+    env: { A: "1" }, cwd: "/tmp", ntasks: 4, nnodes: 2, nodeIndex: 0, ranks: "0-1",
     label: false, killWaitSeconds: 10,
   },
   "cmd.signal": { type: "cmd.signal", v: 1, job: "j42", step: 0, node: "node-1", epoch: "e1", ranks: "0-1", signal: 15 },
@@ -86,7 +86,8 @@ const BAD: { [K in MessageType]: Record<string, unknown>[] } = {
   signal: [{ signal: undefined }, { job: ">" }],
   query: [{ what: "everything" }, { what: "job" }, { filters: { limit: 0 } }],
   reply: [{ ok: false }, { ok: false, error: { code: "NOPE", message: "x" } }, { ok: "true" }],
-  "cmd.launch": [{ tasks: [] }, { tasks: [{ rank: -1, localId: 0 }] }, { epoch: "" }, { nnodes: 0 }],
+  "cmd.launch": [{ ranks: "" }, { ranks: "-1" }, { ranks: "0-1,x" }, { ranks: "3-1" }, { ranks: "2-4" }, { ranks: "99999999999999999999" }, { ranks: [0, 1] },
+    { epoch: "" }, { nnodes: 0 }],
   "cmd.signal": [{ ranks: "1-" }, { signal: 1.5 }],
   "cmd.ack": [{ ok: false }, { node: "a b" }],
   "task.started": [{ pid: 0 }, { at: "2024-01-01T00:00:00Z" }, { at: 1.5 }],
@@ -191,6 +192,31 @@ describe("task outcome schema", () => {
     expect(outcomeGroupKey({ kind: "signaled", signal: 9, coreDumped: false })).toBe("signaled:9");
     expect(outcomeGroupKey({ kind: "launch_failed", code: 127, error: "x" })).toBe("launch_failed:127");
     expect(outcomeGroupKey({ kind: "node_lost" })).toBe("node_lost");
+  });
+});
+
+describe("cmd.launch by ranges", () => {
+  // A realistic launch: a long command line and an environment of about 4 KiB from `submit`.
+  const env = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`VAR_${i}`, "v".repeat(56)]));
+  const launch = (ntasks: number, ranks: string) => ({ ...EXAMPLES["cmd.launch"], argv: ["python3", "train.py", "--epochs", "90"], env, ntasks, ranks });
+
+  it("has the same size for 10 tasks on a node or 50,000: far under the payload limit", () => {
+    const ten = encodeMessage(launch(10, "0-9") as Message).length;
+    const fiftyThousand = encodeMessage(launch(100_000, "50000-99999") as Message).length;
+    expect(fiftyThousand - ten).toBeLessThanOrEqual(16); // only the digits of ntasks and of the range differ
+    expect(fiftyThousand).toBeLessThan(8 * 1024);
+    expect(fiftyThousand * 100).toBeLessThan(MAX_PAYLOAD_BYTES);
+    // The per-task list it replaced ({"rank":…,"localId":…} for each task) would not even fit.
+    const list = JSON.stringify(Array.from({ length: 50_000 }, (_, i) => ({ rank: 50_000 + i, localId: i })));
+    expect(list.length).toBeGreaterThan(MAX_PAYLOAD_BYTES);
+  });
+
+  it("round-trips the ranks as an id set, and refuses ranks at or beyond ntasks", () => {
+    const bytes = encodeMessage(launch(100_000, "50000-99999") as Message);
+    const parsed = parseMessage(MESSAGE_SCHEMAS["cmd.launch"], bytes, "muster.node.n1.cmd");
+    expect(parsed.ok && parsed.value.type === "cmd.launch" && parsed.value.ranks).toBe("50000-99999");
+    const outside = parseMessage(MESSAGE_SCHEMAS["cmd.launch"], encodeMessage(launch(50_000, "0-50000") as Message), "s");
+    expect(outside).toMatchObject({ ok: false, code: "BAD_SCHEMA", message: "s: ranks: ranks must be a non-empty id set of ranks below ntasks" });
   });
 });
 
