@@ -26,7 +26,8 @@ const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
-const IMG = resolve(import.meta.dirname, "../../docs/img");
+// Screenshots go to docs/img only when asked (MUSTER_UPDATE_SCREENSHOTS=1), so a test run leaves the checkout clean.
+const IMG = process.env.MUSTER_UPDATE_SCREENSHOTS === "1" ? resolve(import.meta.dirname, "../../docs/img") : mkdtempSync(join(tmpdir(), "muster-inspector-img-"));
 
 // Functions passed to page.evaluate run in the page; the project's types have no DOM library.
 declare const document: any;
