@@ -6,11 +6,12 @@
  * at newer chunks than its counters. Unchanged chunks (same object, copy-on-write) are not rewritten.
  *
  * Between rewrites of chunks, a save writes only the task records that changed since the previous save
- * (found by identity: records are immutable) as a delta key, listed in the record after the chunks and
- * applied in order on load. Once the deltas add up to a quarter of the step (or a save changes more
- * than DELTA_MAX_RECORDS records, or there are MAX_DELTAS of them), the changed chunks are rewritten
- * and the deltas dropped. Tasks ending in a random order touch every chunk; this keeps a save of a
- * 100,000-task step about the size of what changed instead of the whole table.
+ * (found by identity: records are immutable) as delta keys of at most DELTA_MAX_RECORDS records,
+ * listed in the record after the chunks and applied in order on load. Once the deltas add up to as
+ * many records as the step has tasks (or there are MAX_DELTAS keys), the chunks that differ from what
+ * is stored are rewritten and the deltas dropped. Tasks ending in a random order touch every chunk;
+ * this keeps a save of a 100,000-task step about the size of what changed instead of the whole table,
+ * and stores every record about twice over the step's life instead of once per save.
  */
 import type { KV } from "@nats-io/kv";
 import type { TaskRecord } from "../../machines/task.machine.js";
@@ -39,7 +40,7 @@ interface Written {
 /** Most records one delta key holds (about 200 bytes each, far below the payload limit). */
 const DELTA_MAX_RECORDS = 2048;
 /** Most delta keys of one step before its chunks are rewritten. */
-const MAX_DELTAS = 64;
+const MAX_DELTAS = 256;
 
 /** What a job's record holds. */
 export interface StoredJob<M> {
@@ -53,7 +54,7 @@ export interface StoredJob<M> {
 
 const JOB_KEY = (job: string) => `job.${job}`;
 const CHUNK_KEY = (job: string, step: string, index: number, gen: number) => `chunk.${job}.${step}.${index}.${gen}`;
-const DELTA_KEY = (job: string, step: string, gen: number) => `delta.${job}.${step}.${gen}`;
+const DELTA_KEY = (job: string, step: string, gen: number, part: number) => `delta.${job}.${step}.${gen}.${part}`;
 const COUNTER_KEY = "counter.job";
 
 const enc = new TextEncoder();
@@ -115,10 +116,11 @@ export class JobStore {
     for (const k of stale) void this.kv.purge(k).catch(() => undefined);
   }
 
-  /** Writes the records changed since the last save as one delta key; undefined when the chunks should be rewritten instead. */
+  /** Writes the records changed since the last save as delta keys; undefined when the chunks should be rewritten instead. */
   private saveDelta(jobId: string, stepId: string, table: TaskTable, before: Written, gen: number, writes: Promise<unknown>[]): Written | undefined {
-    if (before.chunks.length !== table.chunks.length || before.deltaKeys.length >= MAX_DELTAS) return undefined;
+    if (before.chunks.length !== table.chunks.length) return undefined;
     const changed: [number, TaskRecord][] = [];
+    const limit = Math.max(2 * DELTA_MAX_RECORDS, table.size) - before.deltaRecords;
     for (let i = 0; i < table.chunks.length; i++) {
       const now = table.chunks[i]!;
       const then = before.chunks[i]!;
@@ -126,13 +128,18 @@ export class JobStore {
       for (let j = 0; j < now.length; j++) {
         if (now[j] !== then[j]) changed.push([i * TASK_CHUNK_SIZE + j, now[j]!]);
       }
-      if (changed.length > DELTA_MAX_RECORDS) return undefined;
+      if (changed.length > limit) return undefined;
     }
-    if (before.deltaRecords + changed.length > Math.max(2 * DELTA_MAX_RECORDS, table.size / 4)) return undefined;
     if (!changed.length) return { ...before, chunks: table.chunks };
-    const k = DELTA_KEY(jobId, stepId, gen);
-    writes.push(this.kv.put(k, enc.encode(JSON.stringify(changed))));
-    return { ...before, chunks: table.chunks, deltaKeys: [...before.deltaKeys, k], deltaRecords: before.deltaRecords + changed.length };
+    const parts = Math.ceil(changed.length / DELTA_MAX_RECORDS);
+    if (before.deltaKeys.length + parts > MAX_DELTAS) return undefined;
+    const deltaKeys = [...before.deltaKeys];
+    for (let p = 0; p < parts; p++) {
+      const k = DELTA_KEY(jobId, stepId, gen, p);
+      deltaKeys.push(k);
+      writes.push(this.kv.put(k, enc.encode(JSON.stringify(changed.slice(p * DELTA_MAX_RECORDS, (p + 1) * DELTA_MAX_RECORDS)))));
+    }
+    return { ...before, chunks: table.chunks, deltaKeys, deltaRecords: before.deltaRecords + changed.length };
   }
 
   /** Rewrites every chunk that differs from what its key holds; the step's deltas become stale. */

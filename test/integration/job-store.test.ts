@@ -59,13 +59,19 @@ describe("JobStore", () => {
     expect(first.steps["0"]!.chunkKeys).toHaveLength(Math.ceil(N / 1024));
     expect(first.steps["0"]!.deltaKeys).toBeUndefined();
 
-    const order = Array.from({ length: N }, (_, i) => i).sort(() => rand() - 0.5);
+    // Every task changes twice (started, then ended), in a random order: more changed records than the
+    // step has tasks, so the deltas are compacted into chunks at least once.
+    const ranks = Array.from({ length: N }, (_, i) => i).sort(() => rand() - 0.5);
+    const order = [...ranks, ...ranks.slice().sort(() => rand() - 0.5)];
     const seenDeltas = new Set<number>();
     let compactions = 0;
     let lastDeltaCount = 0;
-    for (let done = 0; done < N; done += 1500) {
+    for (let done = 0; done < order.length; done += 2500) {
       const w = new TaskTableWriter(table);
-      for (const r of order.slice(done, done + 1500)) w.set(r, { state: "exited", context: { rank: r, killedByRuntime: false, outcome: { kind: "exited", code: r % 5 } } } as TaskRecord);
+      for (const r of order.slice(done, done + 2500)) {
+        const was = getTask(table, r).state;
+        w.set(r, was === "pending" ? ({ state: "running", context: { rank: r, killedByRuntime: false, pid: r } } as TaskRecord) : ({ state: "exited", context: { rank: r, killedByRuntime: false, pid: r, outcome: { kind: "exited", code: r % 5 } } } as TaskRecord));
+      }
       table = w.finish();
       await save();
       const rec = await recordOf(kv, "9");
@@ -107,14 +113,17 @@ describe("JobStore", () => {
     table = (loaded.find((l) => l.record.jobId === "10")!.steps.get("0")!.context as { tasks: TaskTable }).tasks;
     change([7, 3000], 4);
     await save(again);
-    change(Array.from({ length: 3000 }, (_, i) => i), 5); // more than a delta holds: compaction
+    change(Array.from({ length: 3000 }, (_, i) => i), 5);
+    await save(again);
+    expect((await recordOf(kv, "10")).steps["0"]!.deltaKeys).toHaveLength(4); // 3,000 records: 2 keys
+    change(Array.from({ length: 3000 }, (_, i) => i), 6); // now more changed records than tasks: compaction
     await save(again);
     const rec = await recordOf(kv, "10");
     expect(rec.steps["0"]!.deltaKeys).toBeUndefined();
     const reloaded = await new JobStore(kv).loadAll<unknown>();
     const tasks = (reloaded.find((l) => l.record.jobId === "10")!.steps.get("0")!.context as { tasks: TaskTable }).tasks;
     expect(tableRecords(tasks)).toEqual(tableRecords(table));
-    expect(getTask(tasks, 7).context.outcome).toEqual({ kind: "exited", code: 5 });
+    expect(getTask(tasks, 7).context.outcome).toEqual({ kind: "exited", code: 6 });
     expect(getTask(tasks, 3000).context.outcome).toEqual({ kind: "exited", code: 4 });
     expect(getTask(tasks, 4999).context.outcome).toEqual({ kind: "exited", code: 3 });
     expect(getTask(tasks, 4000).state).toBe("pending");
