@@ -820,6 +820,9 @@ class SupervisorService implements Supervisor {
       this.touched.add(e.job);
       this.urgent.add(e.job);
       this.applyEffect(e, commands);
+      // A first failure is the one thing every watcher waits for: let its publish reach the socket
+      // (nats.js writes at the next microtask checkpoint) before the rest of the batch is settled.
+      if (e.source === "step" && e.effect.type === "notifyFirstFailure") await new Promise((r) => setImmediate(r));
     }
     const now = Date.now();
     for (const jobId of this.touched) {
@@ -914,7 +917,7 @@ class SupervisorService implements Supervisor {
         break;
       case "notifyFirstFailure": {
         const p = eff.params;
-        this.publish(host, this.subjects.job.exitCodes(e.job, wireStep(e.step)), `${e.job}.${e.step}.first_failure`, {
+        this.publishFirst(host, this.subjects.job.exitCodes(e.job, wireStep(e.step)), `${e.job}.${e.step}.first_failure`, {
           type: "step.first_failure",
           v: 1,
           job: e.job,
@@ -1042,6 +1045,16 @@ class SupervisorService implements Supervisor {
         at: end?.at ?? Date.now(),
       });
     }
+  }
+
+  /**
+   * Publishes a first-failure notification at once, ahead of the job's I/O already queued (a save in
+   * flight was taken before the failure, so it may land after the notification); everything queued
+   * later on the job's chain, its summary and the save covering the failure, waits for it.
+   */
+  private publishFirst(host: JobHost, subject: string, msgID: string, message: Message): void {
+    const sent = this.publishOnce(subject, msgID, message).catch((err: unknown) => this.log.error({ err, job: host.id, what: "publish" }, "job.io_failed"));
+    host.io = Promise.all([host.io, sent]).then(() => undefined);
   }
 
   /** Queues a message on the job's I/O chain (built now, published in order with the job's other I/O). */

@@ -25,6 +25,9 @@ export function natsOptions(cfg: Config, opts: ConnectOptions): ConnectionOption
     reconnectJitter: 100,
     pingInterval: 10_000,
     waitOnFirstConnect: false,
+    // Without this, nats.js builds an Error (a stack capture) for every request and JetStream publish,
+    // only to decorate a possible timeout: 7 % of the supervisor's busy time on the notification path.
+    noAsyncTraces: true,
   };
   if (cfg.natsUser) {
     o.user = cfg.natsUser;
