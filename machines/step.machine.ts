@@ -452,6 +452,29 @@ function finish(ctx: StepContext, effects: StepEffect[]): StepContext {
 /** Step states: Slurm's live states, then one final state per outcome. */
 export const STEP_FINAL_STATES = { COMPLETED: "completed", FAILED: "failed", CANCELLED: "cancelled", TIMEOUT: "timeout", NODE_FAIL: "nodeFail" } as const;
 
+/** The step machine's state names. */
+export type StepStateName = "pending" | "running" | "completing" | (typeof STEP_FINAL_STATES)[keyof typeof STEP_FINAL_STATES];
+
+/**
+ * The state the step machine settles in after an event, from its state before the event and its
+ * context after it: the machine's eventless (`always`) transitions as a function. With
+ * `applyStepEvent` this is the whole machine without an interpreter; the supervisor hosts steps
+ * this way (XState's interpreter costs more than the rules themselves on every batch of events),
+ * and a test checks both agree with the XState actor on random event sequences.
+ */
+export function settleStepState(value: StepStateName, ctx: StepContext): StepStateName {
+  const final = ctx.end ? (STEP_FINAL_STATES as Readonly<Record<string, StepStateName>>)[ctx.end.state] : undefined;
+  if (final) return final;
+  if (value === "pending" && ctx.launchedAt !== undefined) value = "running";
+  if (value === "running" && (endedCount(ctx) > 0 || ctx.kill !== undefined)) value = "completing";
+  return value;
+}
+
+/** True for the step machine's final states. */
+export function isStepFinal(value: StepStateName): boolean {
+  return (Object.values(STEP_FINAL_STATES) as string[]).includes(value);
+}
+
 const noop = () => {};
 
 /** The step machine. Its states mirror Slurm's step states; its rules live in `applyStepEvent`. */

@@ -4,7 +4,18 @@
  */
 import { createActor, type Actor } from "xstate";
 import { jobMachine, type JobEffect, type JobEvent, type JobInput } from "../../machines/job.machine.js";
-import { stepMachine, type StepEffect, type StepEvent, type StepInput } from "../../machines/step.machine.js";
+import {
+  applyStepEvent,
+  initialStepContext,
+  isStepFinal,
+  settleStepState,
+  type StepContext,
+  type StepEffect,
+  type StepEnd,
+  type StepEvent,
+  type StepInput,
+  type StepStateName,
+} from "../../machines/step.machine.js";
 import type { RunState } from "../../src/exit-status/index.js";
 import type { BatchSpec } from "../../src/protocol/index.js";
 import type { Placement } from "../../machines/step.machine.js";
@@ -40,15 +51,61 @@ export interface JobMeta {
   readonly alloc?: readonly Placement[];
 }
 
-const STEP_EFFECTS = ["launchTasks", "signalTasks", "notifyFirstFailure", "reportRejected", "killUnconfirmed", "stepEnded"] as const;
 const JOB_EFFECTS = ["cancelSteps", "jobEnded"] as const;
 
-type StepActor = Actor<typeof stepMachine>;
 type JobActor = Actor<typeof jobMachine>;
+
+/** A step's snapshot, in the shape of the step machine's XState snapshot. */
+export interface StepSnapshot {
+  readonly status: "active" | "done";
+  readonly value: StepStateName;
+  readonly context: StepContext;
+  readonly output: StepEnd | undefined;
+}
+
+/**
+ * One step of `machines/step.machine.ts`, run without an interpreter: `applyStepEvent` (the
+ * machine's one action) then `settleStepState` (its eventless transitions), effects handed to the
+ * sink in the order the machine enqueues them; events after a final state are ignored, as by an
+ * XState actor that is done. Snapshots persist and restore in XState's format, so either can read
+ * the other's. test/unit/machines/step-host.test.ts checks it against the XState actor.
+ */
+export class HostedStep {
+  private snap: StepSnapshot;
+
+  constructor(input: StepInput | undefined, private readonly sink: (e: StepEffect) => void, snapshot?: Record<string, unknown>) {
+    if (snapshot) {
+      const s = snapshot as unknown as StepSnapshot;
+      this.snap = { status: s.status, value: s.value, context: s.context, output: s.output };
+    } else {
+      const context = initialStepContext(input!);
+      this.snap = { status: "active", value: settleStepState("pending", context), context, output: undefined };
+    }
+  }
+
+  getSnapshot(): StepSnapshot {
+    return this.snap;
+  }
+
+  send(event: StepEvent): void {
+    if (this.snap.status !== "active") return;
+    const { context, effects } = applyStepEvent(this.snap.context, event);
+    const value = settleStepState(this.snap.value, context);
+    const done = isStepFinal(value);
+    if (context !== this.snap.context || value !== this.snap.value) this.snap = { status: done ? "done" : "active", value, context, output: done ? context.end : undefined };
+    for (const effect of effects) this.sink(effect);
+  }
+
+  /** The persisted snapshot, as XState's `getPersistedSnapshot()` of the step machine gives it (the task table shared, not copied). */
+  persisted(): Record<string, unknown> {
+    const { status, value, context, output } = this.snap;
+    return { status, value, historyValue: {}, context, children: {}, output, error: undefined };
+  }
+}
 
 /** Hosts the machines of one job. */
 export class JobHost {
-  readonly steps = new Map<string, StepActor>();
+  readonly steps = new Map<string, HostedStep>();
   readonly job: JobActor;
   /** Last event-stream sequence applied to this job. */
   seq = 0;
@@ -90,22 +147,11 @@ export class JobHost {
     }
   }
 
-  /** Creates a step actor (or restores one from its persisted snapshot). */
-  addStep(stepId: string, input: StepInput | undefined, snapshot?: Record<string, unknown>): StepActor {
-    const provided = stepMachine.provide({
-      actions: Object.fromEntries(
-        STEP_EFFECTS.map((type) => [
-          type,
-          (_: unknown, params: unknown) => this.sink({ source: "step", job: this.id, step: stepId, effect: { type, params } as StepEffect }),
-        ]),
-      ),
-    });
-    const actor = snapshot
-      ? createActor(provided, { snapshot: snapshot as never, input: input as StepInput })
-      : createActor(provided, { input: input! });
-    actor.start();
-    this.steps.set(stepId, actor);
-    return actor;
+  /** Creates a step (or restores one from its persisted snapshot). */
+  addStep(stepId: string, input: StepInput | undefined, snapshot?: Record<string, unknown>): HostedStep {
+    const step = new HostedStep(input, (effect) => this.sink({ source: "step", job: this.id, step: stepId, effect }), snapshot);
+    this.steps.set(stepId, step);
+    return step;
   }
 
   /** Sends an event to one step; unknown steps are ignored (returns false). */
@@ -126,33 +172,17 @@ export class JobHost {
     return this.job.getSnapshot().context.end !== undefined;
   }
 
-  /**
-   * Persisted snapshots of the job and of every step. A step's snapshot is built from
-   * `getSnapshot()` directly: its context holds no actor references and the machine spawns no
-   * children, so XState's `getPersistedSnapshot()`, which walks the whole context (every task record
-   * of a 100,000-task step) looking for actor references, would return the same object at a cost that
-   * grows with the step. Anything else (children, history) goes through XState.
-   */
+  /** Persisted snapshots of the job and of every step (steps: without copying or walking their task tables). */
   persisted(): { job: Record<string, unknown>; steps: Map<string, Record<string, unknown>> } {
     const steps = new Map<string, Record<string, unknown>>();
-    for (const [id, a] of this.steps) steps.set(id, persistPlain(a));
+    for (const [id, step] of this.steps) steps.set(id, step.persisted());
     return { job: this.job.getPersistedSnapshot() as Record<string, unknown>, steps };
   }
 
   /** Stops every actor (the job leaves memory). */
   stop(): void {
-    for (const a of this.steps.values()) a.stop();
     this.job.stop();
   }
-}
-
-/** The persisted form of a snapshot whose context is plain data, without walking the context. */
-function persistPlain(actor: StepActor): Record<string, unknown> {
-  const snap = actor.getSnapshot() as unknown as Record<string, unknown> & { children: Record<string, unknown>; historyValue: Record<string, unknown> };
-  if (Object.keys(snap.children).length || Object.keys(snap.historyValue).length) return actor.getPersistedSnapshot() as Record<string, unknown>;
-  const { _nodes, tags, machine, children, can, hasTag, matches, getMeta, toJSON, ...plain } = snap;
-  void [_nodes, tags, machine, children, can, hasTag, matches, getMeta, toJSON];
-  return { ...plain, children: {}, historyValue: {} };
 }
 
 /** The Slurm state of a machine snapshot: live states by state name, final ones from the verdict. */
