@@ -30,8 +30,12 @@ export interface StoredStep {
 interface Written {
   /** The chunks as of the last save (identity tells what changed since). */
   chunks: readonly (readonly TaskRecord[])[];
-  /** The chunks as stored under `keys` (undefined: stored content unknown here, rewrite at the next compaction). */
-  base: readonly ((readonly TaskRecord[]) | undefined)[];
+  /**
+   * Chunks whose stored content (under `keys`) is older than memory: their changes are in deltas.
+   * (Only indexes are kept: holding the stored chunks themselves would keep a second copy of every
+   * changed record alive.)
+   */
+  dirty: ReadonlySet<number>;
   keys: string[];
   deltaKeys: string[];
   deltaRecords: number;
@@ -131,6 +135,8 @@ export class JobStore {
       if (changed.length > limit) return undefined;
     }
     if (!changed.length) return { ...before, chunks: table.chunks };
+    const dirty = new Set(before.dirty);
+    for (const [rank] of changed) dirty.add(Math.floor(rank / TASK_CHUNK_SIZE));
     const parts = Math.ceil(changed.length / DELTA_MAX_RECORDS);
     if (before.deltaKeys.length + parts > MAX_DELTAS) return undefined;
     const deltaKeys = [...before.deltaKeys];
@@ -139,7 +145,7 @@ export class JobStore {
       deltaKeys.push(k);
       writes.push(this.kv.put(k, enc.encode(JSON.stringify(changed.slice(p * DELTA_MAX_RECORDS, (p + 1) * DELTA_MAX_RECORDS)))));
     }
-    return { ...before, chunks: table.chunks, deltaKeys, deltaRecords: before.deltaRecords + changed.length };
+    return { ...before, chunks: table.chunks, dirty, deltaKeys, deltaRecords: before.deltaRecords + changed.length };
   }
 
   /** Rewrites every chunk that differs from what its key holds; the step's deltas become stale. */
@@ -147,7 +153,7 @@ export class JobStore {
     const keys: string[] = [];
     table.chunks.forEach((chunk, i) => {
       const old = before?.keys[i];
-      if (old && before.base[i] === chunk) {
+      if (old && before.chunks[i] === chunk && !before.dirty.has(i)) {
         keys.push(old);
         return;
       }
@@ -157,7 +163,7 @@ export class JobStore {
       if (old) stale.push(old);
     });
     if (before) stale.push(...before.deltaKeys, ...before.keys.slice(table.chunks.length));
-    return { chunks: table.chunks, base: table.chunks, keys, deltaKeys: [], deltaRecords: 0 };
+    return { chunks: table.chunks, dirty: new Set(), keys, deltaKeys: [], deltaRecords: 0 };
   }
 
   /** Deletes a job's record and task chunks. */
@@ -187,7 +193,7 @@ export class JobStore {
           if (!c || c.operation !== "PUT") throw new Error(`job ${record.jobId} step ${stepId}: missing task chunk ${ck}`);
           chunks.push(JSON.parse(dec.decode(c.value)) as TaskRecord[]);
         }
-        const base: (TaskRecord[] | undefined)[] = chunks.slice();
+        const dirty = new Set<number>();
         let deltaRecords = 0;
         for (const dk of s.deltaKeys ?? []) {
           const d = await this.kv.get(dk);
@@ -195,12 +201,12 @@ export class JobStore {
           for (const [rank, rec] of JSON.parse(dec.decode(d.value)) as [number, TaskRecord][]) {
             const i = Math.floor(rank / TASK_CHUNK_SIZE);
             chunks[i]![rank % TASK_CHUNK_SIZE] = rec;
-            base[i] = undefined; // stored content differs from memory: rewrite at the next compaction
+            dirty.add(i); // stored content differs from memory: rewritten at the next compaction
             deltaRecords++;
           }
         }
         const tasks: TaskTable = { size: s.taskCount, chunks };
-        this.written.set(`${record.jobId}/${stepId}`, { chunks, base, keys: [...s.chunkKeys], deltaKeys: [...(s.deltaKeys ?? [])], deltaRecords });
+        this.written.set(`${record.jobId}/${stepId}`, { chunks, dirty, keys: [...s.chunkKeys], deltaKeys: [...(s.deltaKeys ?? [])], deltaRecords });
         const snap = s.snapshot as { context: Record<string, unknown> };
         steps.set(stepId, { ...snap, context: { ...snap.context, tasks } });
       }
