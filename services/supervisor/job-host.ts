@@ -68,7 +68,7 @@ export interface StepSnapshot {
  * machine's one action) then `settleStepState` (its eventless transitions), effects handed to the
  * sink in the order the machine enqueues them; events after a final state are ignored, as by an
  * XState actor that is done. Snapshots persist and restore in XState's format, so either can read
- * the other's. test/unit/machines/step-host.test.ts checks it against the XState actor.
+ * the other's. test/unit/step-host.test.ts checks it against the XState actor.
  */
 export class HostedStep {
   private snap: StepSnapshot;
@@ -123,6 +123,16 @@ export class JobHost {
    * hold up another job's events. Each step logs its own failure; the chain never rejects.
    */
   io: Promise<void> = Promise.resolve();
+  /** True while the last save failed: commands wait (in `deferred`) for the next save that is stored. */
+  saveFailed = false;
+  /** Commands held back until a save is stored. */
+  readonly deferred: (() => void)[] = [];
+  /**
+   * Why the job's I/O cannot go on (a notification that could not be published, a machine that
+   * threw): nothing more is saved or acknowledged for it, so a restarted supervisor replays its
+   * events from the last save and loses none.
+   */
+  broken: string | undefined;
   /** Last state published per step (and `job` for the job), so only changes are published. */
   readonly published = new Map<string, RunState>();
 

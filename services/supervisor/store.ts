@@ -185,6 +185,13 @@ export class JobStore {
       const entry = await this.kv.get(k);
       if (!entry || entry.operation !== "PUT") continue;
       const record = JSON.parse(dec.decode(entry.value)) as StoredJob<M>;
+      // New keys must never take the name of a key a stored record uses (the clock may be behind the counter).
+      for (const s of Object.values(record.steps)) {
+        for (const key of [...s.chunkKeys, ...(s.deltaKeys ?? [])]) {
+          const gen = Number(/^(?:chunk\.[^.]+\.[^.]+\.\d+|delta\.[^.]+\.[^.]+)\.(\d+)/.exec(key)?.[1] ?? 0);
+          if (gen > this.generation) this.generation = gen;
+        }
+      }
       const steps = new Map<string, Record<string, unknown>>();
       for (const [stepId, s] of Object.entries(record.steps)) {
         const chunks: TaskRecord[][] = [];

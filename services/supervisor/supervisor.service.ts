@@ -237,11 +237,15 @@ class SupervisorService implements Supervisor {
     const sub = this.nc.subscribe(this.subjects.ctl.all, { queue: "muster-supervisor" });
     this.subs.push(sub);
     void (async () => {
-      for await (const msg of sub) void this.serial(() => this.handleControl(msg));
+      // The request is handled in the queue; the reply waits, outside it, until the job's save is stored.
+      for await (const msg of sub) void this.serial(() => this.handleControl(msg)).then((reply) => reply?.());
     })();
   }
 
-  private async handleControl(msg: Msg): Promise<void> {
+  /** The job a control request changed: its reply waits until the job's I/O so far is done and stored. */
+  private changed: JobHost | undefined;
+
+  private async handleControl(msg: Msg): Promise<(() => Promise<void>) | void> {
     const parsedSubject = this.subjects.parse(msg.subject);
     const respond = (reply: Message) => {
       if (!msg.reply) return;
@@ -268,8 +272,20 @@ class SupervisorService implements Supervisor {
       return;
     }
     try {
+      this.changed = undefined;
       const data = await this.control(parsedSubject.user, parsed.value);
-      respond(okReply(data));
+      const host = this.changed as JobHost | undefined;
+      this.changed = undefined;
+      if (!host) {
+        respond(okReply(data));
+        return;
+      }
+      return async () => {
+        await host.io;
+        if (host.saveFailed || host.broken) {
+          respond(errReply("UNAVAILABLE", `job ${host.id}: its new state could not be stored yet (${host.broken ?? "save failed, retrying"})`));
+        } else respond(okReply(data));
+      };
     } catch (err) {
       const failure = toFailure(err);
       const code: ErrorCode = failure.code === "USAGE" || failure.code === "CONFIG" ? "BAD_REQUEST" : failure.code;
@@ -323,7 +339,7 @@ class SupervisorService implements Supervisor {
     this.touched.add(jobId);
     this.schedule();
     await this.settle();
-    await host.io;
+    this.changed = host;
     const started = host.meta.alloc !== undefined;
     this.log.info({ job: jobId, user, ntasks: req.ntasks, kind: meta.kind, nodes: host.meta.alloc?.map((p) => p.node), pending: !started }, "job.submitted");
     return { job: jobId, step: batch ? BATCH_STEP : 0, placement: host.meta.alloc ?? [], state: started ? "RUNNING" : "PENDING" };
@@ -351,7 +367,7 @@ class SupervisorService implements Supervisor {
       nodeTimeoutMs: this.cfg.nodeTimeoutSeconds * 1000,
     });
     await this.settle();
-    await host.io;
+    this.changed = host;
     this.log.info({ job: host.id, step: stepId, ntasks: req.ntasks }, "step.submitted");
     return { job: host.id, step: Number(stepId), placement, state: "RUNNING" };
   }
@@ -442,7 +458,7 @@ class SupervisorService implements Supervisor {
     }
     this.touched.add(host.id);
     await this.settle();
-    await host.io;
+    this.changed = host;
     return { job: host.id, steps };
   }
 
@@ -453,7 +469,7 @@ class SupervisorService implements Supervisor {
     for (const s of steps) host.sendStep(s, { type: "SIGNAL", signal: req.signal, at: Date.now() });
     this.touched.add(host.id);
     await this.settle();
-    await host.io;
+    this.changed = host;
     return { job: host.id, steps };
   }
 
@@ -776,7 +792,13 @@ class SupervisorService implements Supervisor {
       this.touched.add(host.id);
     }
     for (const [host, steps] of byStep) {
-      for (const [stepId, events] of steps) host.sendStep(stepId, { type: "TASKS", events });
+      for (const [stepId, events] of steps) {
+        try {
+          host.sendStep(stepId, { type: "TASKS", events });
+        } catch (err) {
+          this.breakJob(host, `step ${stepId} failed on a batch of events: ${(err as Error).message}`);
+        }
+      }
     }
     for (const m of batch) if (m.seq > this.eventsSeq) this.eventsSeq = m.seq;
     if (this.byes.length) this.releaseByes(now);
@@ -818,7 +840,7 @@ class SupervisorService implements Supervisor {
       }
       const e = this.effects.shift()!;
       this.touched.add(e.job);
-      this.urgent.add(e.job);
+      if (e.source === "job" || e.effect.type !== "reportRejected") this.urgent.add(e.job);
       this.applyEffect(e, commands);
       // A first failure is the one thing every watcher waits for: let its publish reach the socket
       // (nats.js writes at the next microtask checkpoint) before the rest of the batch is settled.
@@ -835,13 +857,19 @@ class SupervisorService implements Supervisor {
     }
     this.touched.clear();
     this.urgent.clear();
-    const freed = this.flush(now, false);
-    for (const c of commands) this.io(c.host, "command", () => void c.send().catch((err: Error) => this.log.error({ err }, "command.failed")));
-    // Slots freed by ended jobs may start waiting ones.
-    if (freed && this.pending.length) {
-      this.schedule();
-      if (this.touched.size) await this.settle();
+    this.flush(now, false);
+    for (const c of commands) {
+      const send = () => void c.send().catch((err: Error) => this.log.error({ err }, "command.failed"));
+      // Commands go out only once the job that asked for them is stored.
+      this.io(c.host, "command", () => (c.host.saveFailed || c.host.broken ? void c.host.deferred.push(send) : send()));
     }
+  }
+
+  /** Stops a job's saves and acknowledgements (its events stay in the stream for a restarted supervisor). */
+  private breakJob(host: JobHost, why: string): void {
+    if (host.broken) return;
+    host.broken = why;
+    this.log.error({ job: host.id, reason: why }, "job.broken: nothing more is saved or acknowledged for it; restart the supervisor to replay its events");
   }
 
   /** Appends a step to a job's I/O chain; a failing step is logged and the chain goes on. */
@@ -850,47 +878,57 @@ class SupervisorService implements Supervisor {
   }
 
   /**
-   * Queues a save of every changed job that is due (all of them with `all`); when a save is stored,
-   * the task events it covers are acknowledged. Jobs that ended leave the live set at once. True
-   * when a job ended (its slots are free).
+   * Queues a save of every changed job that is due (all of them with `all`). When a save is stored,
+   * the task events it covers are acknowledged, held-back commands go out, and a job that ended
+   * leaves the live set. A failed save keeps the job dirty (retried at the next tick) and its events
+   * unacknowledged; a broken job is not saved at all.
    */
-  private flush(now: number, all: boolean): boolean {
-    let freed = false;
+  private flush(now: number, all: boolean): void {
     for (const host of this.dirty) {
       if (!all && !host.saveNow && now - (host.dirtySince ?? now) < this.cfg.saveIntervalSeconds * 1000) continue;
+      host.dirtySince = undefined;
+      host.saveNow = false;
+      this.dirty.delete(host);
+      if (host.broken) continue;
       // Snapshots are immutable (copy-on-write task tables), so what is taken now is what is written.
       const { job, steps } = host.persisted();
       const seq = host.seq;
       const meta = host.meta;
-      host.dirtySince = undefined;
-      host.saveNow = false;
-      this.dirty.delete(host);
       this.io(host, "save", async () => {
+        if (host.broken) return;
         const t0 = Date.now();
         try {
           await this.store.save(host.id, meta, seq, job, steps);
         } catch (err) {
-          // Not saved: its events stay unacknowledged, and the next flush tries again.
+          host.saveFailed = true;
           host.dirtySince ??= Date.now();
           host.saveNow = true;
           this.dirty.add(host);
           throw err;
         }
+        host.saveFailed = false;
         if (seq > host.savedSeq) host.savedSeq = seq;
         const covered = host.unacked.filter((m) => m.seq <= seq);
         if (covered.length) {
           host.unacked = host.unacked.filter((m) => m.seq > seq);
           for (const m of covered) m.ack();
         }
+        for (const send of host.deferred.splice(0)) send();
         this.log.debug({ job: host.id, seq, ms: Date.now() - t0, events: covered.length }, "job.saved");
+        if (host.ended) void this.serial(() => this.retire(host));
       });
-      if (host.ended && this.jobs.get(host.id) === host) {
-        this.jobs.delete(host.id);
-        this.finished.set(host.id, host);
-        freed = true;
-      }
     }
-    return freed;
+  }
+
+  /** A job that ended and whose last change is stored leaves the live set; its slots may start waiting jobs. */
+  private async retire(host: JobHost): Promise<void> {
+    if (this.jobs.get(host.id) !== host || this.dirty.has(host) || host.unacked.length) return;
+    this.jobs.delete(host.id);
+    this.finished.set(host.id, host);
+    if (this.pending.length) {
+      this.schedule();
+      if (this.touched.size) await this.settle();
+    }
   }
 
   private applyEffect(e: HostedEffect, commands: { host: JobHost; send: () => Promise<void> }[]): void {
@@ -1053,13 +1091,13 @@ class SupervisorService implements Supervisor {
    * later on the job's chain, its summary and the save covering the failure, waits for it.
    */
   private publishFirst(host: JobHost, subject: string, msgID: string, message: Message): void {
-    const sent = this.publishOnce(subject, msgID, message).catch((err: unknown) => this.log.error({ err, job: host.id, what: "publish" }, "job.io_failed"));
+    const sent = this.publishOnce(subject, msgID, message).catch((err: unknown) => this.breakJob(host, `${msgID} could not be published: ${(err as Error).message}`));
     host.io = Promise.all([host.io, sent]).then(() => undefined);
   }
 
   /** Queues a message on the job's I/O chain (built now, published in order with the job's other I/O). */
   private publish(host: JobHost, subject: string, msgID: string, message: Message): void {
-    this.io(host, "publish", () => this.publishOnce(subject, msgID, message));
+    this.io(host, "publish", () => this.publishOnce(subject, msgID, message).catch((err: unknown) => this.breakJob(host, `${msgID} could not be published: ${(err as Error).message}`)));
   }
 
   /**
@@ -1172,7 +1210,9 @@ class SupervisorService implements Supervisor {
       const end = host.job.getSnapshot().context.end;
       if (end && end.at < horizon) {
         this.finished.delete(id);
-        await this.store.remove(id, [...host.steps.keys()]);
+        // After the job's own I/O, outside the queue.
+        const steps = [...host.steps.keys()];
+        void host.io.then(() => this.store.remove(id, steps)).catch((err: Error) => this.log.error({ err, job: id }, "job.expire_failed"));
         this.log.info({ job: id }, "job.expired");
       }
     }
@@ -1218,10 +1258,7 @@ class SupervisorService implements Supervisor {
       }
     }
     if (this.touched.size || this.effects.length || this.nodeEffects.length) await this.settle();
-    if (this.dirty.size && this.flush(now, false) && this.pending.length) {
-      this.schedule();
-      if (this.touched.size) await this.settle();
-    }
+    if (this.dirty.size) this.flush(now, false);
   }
 }
 

@@ -142,6 +142,26 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
     }
     if (c.eof) eofs.add(key);
   };
+  // Signals are handled from the moment the job exists (following its output and state takes a few
+  // round trips; a Ctrl-C in between must not kill muster run and leave the job running).
+  let lastInt = 0;
+  const unregister = io.onSignal?.((sig) => {
+    const now = Date.now();
+    if (sig === "SIGINT" && now - lastInt > 1000) {
+      lastInt = now;
+      void statusLines(client, job).then(
+        (lines) => {
+          for (const l of lines) io.stderr(`muster: ${l}\n`);
+          io.stderr("muster: interrupt (one more within 1 sec to abort)\n");
+        },
+        (err: Error) => io.stderr(`muster: error: ${err.message}\n`),
+      );
+      return;
+    }
+    io.stderr(`muster: ${sig === "SIGINT" ? "aborting" : `${sig} received, cancelling`} job ${job}\n`);
+    void client.request("kill", { type: "kill", v: 1, job, step: submit.parentJob ? reply.step : undefined }).catch((err: Error) => io.stderr(`muster: error: ${err.message}\n`));
+  });
+
   const ioFollow = await client.follow(client.subjects.streams.io.name, client.subjects.io.ofStep(job, reply.step), (m) => {
     const p = parseMessage(IoChunkSchema, m.data, m.subject);
     if (p.ok) writeChunk(p.value);
@@ -172,24 +192,6 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
       resolveEnd();
       return false;
     }
-  });
-
-  let lastInt = 0;
-  const unregister = io.onSignal?.((sig) => {
-    const now = Date.now();
-    if (sig === "SIGINT" && now - lastInt > 1000) {
-      lastInt = now;
-      void statusLines(client, job).then(
-        (lines) => {
-          for (const l of lines) io.stderr(`muster: ${l}\n`);
-          io.stderr("muster: interrupt (one more within 1 sec to abort)\n");
-        },
-        (err: Error) => io.stderr(`muster: error: ${err.message}\n`),
-      );
-      return;
-    }
-    io.stderr(`muster: ${sig === "SIGINT" ? "aborting" : `${sig} received, cancelling`} job ${job}\n`);
-    void client.request("kill", { type: "kill", v: 1, job, step: submit.parentJob ? reply.step : undefined }).catch((err: Error) => io.stderr(`muster: error: ${err.message}\n`));
   });
 
   try {
