@@ -133,6 +133,7 @@ sub start {
   my ($or, $ow, $er, $ew);
   if (!(pipe($or, $ow) && pipe($er, $ew))) {
     report("E $id " . ($! + 0) . " pipe: $!");
+    close($_) for grep { defined } ($or, $ow, $er, $ew);
     return;
   }
   $held{$id} = [$or, $er];
@@ -140,6 +141,10 @@ sub start {
   my $pid = fork();
   if (!defined $pid) {
     report("E $id " . ($! + 0) . " fork: $!");
+    # Nothing writes to these pipes: close every end, so the agent's readers see end of file.
+    close($ow);
+    close($ew);
+    delete $held{$id};
     return;
   }
   watch($id, $cwd, \@argv, \@env, $ow, $ew) if $pid == 0;

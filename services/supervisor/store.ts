@@ -8,7 +8,7 @@
  * Between rewrites of chunks, a save writes only the task records that changed since the previous save
  * (found by identity: records are immutable) as delta keys of at most DELTA_MAX_RECORDS records,
  * listed in the record after the chunks and applied in order on load. Once the deltas add up to as
- * many records as the step has tasks (or there are MAX_DELTAS keys), the chunks that differ from what
+ * many records as the step has tasks, at least 4,096 (or there are MAX_DELTAS keys), the chunks that differ from what
  * is stored are rewritten and the deltas dropped. Tasks ending in a random order touch every chunk;
  * this keeps a save of a 100,000-task step about the size of what changed instead of the whole table,
  * and stores every record about twice over the step's life instead of once per save.
