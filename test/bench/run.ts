@@ -215,9 +215,14 @@ class Install {
     );
   }
 
+  /** When the supervisor process was spawned (`now()` clock). */
+  supStartedAt = 0;
+
   async startSupervisor(memFile?: string): Promise<void> {
+    this.supStartedAt = now();
     const nodeArgs: string[] = [];
     if (PROFILE_DIR) nodeArgs.push("--cpu-prof", "--cpu-prof-dir", PROFILE_DIR, "--cpu-prof-name", `supervisor-${this.group}-${RUN_ID}.cpuprofile`);
+    if (process.env.BENCH_SUP_NODE_ARGS) nodeArgs.push(...process.env.BENCH_SUP_NODE_ARGS.split(" ").filter(Boolean));
     if (memFile) nodeArgs.push("--expose-gc", "--import", pathToFileURL(resolve(ROOT, "test/bench/memprobe.mjs")).href);
     this.sup = startPeer("supervisor", [...nodeArgs, MUSTER_BIN, "supervisor"], { ...this.env, ...(memFile ? { MUSTER_BENCH_MEMFILE: memFile } : {}) });
     // A node that leaves `online` during a benchmark invalidates it (and is itself a finding): say so.
@@ -225,6 +230,7 @@ class Install {
     if (process.env.BENCH_SUPLOG) {
       const out = createWriteStream(`${process.env.BENCH_SUPLOG}-${this.group}.log`);
       this.sup.proc.stderr!.on("data", (d: Buffer) => out.write(d));
+      this.sup.proc.stdout!.on("data", (d: Buffer) => out.write(d));
     }
     this.sup.proc.stderr!.on("data", (d: Buffer) => {
       const lines = (partial + d.toString("utf8")).split("\n");
@@ -401,6 +407,7 @@ async function latencyGroup(nats: NatsServerHandle): Promise<void> {
   // Idle: one job per sample, muster and raw interleaved so both see the same machine.
   const idle: number[] = [];
   const idleRaw: number[] = [];
+  const idleAt: number[] = [];
   const total = SIZE.latencySamples + SIZE.warmup;
   log(`latency: ${total} idle samples (first ${SIZE.warmup} are warm-up)`);
   for (let i = 0; i < total; i++) {
@@ -419,9 +426,19 @@ async function latencyGroup(nats: NatsServerHandle): Promise<void> {
     if (i >= SIZE.warmup) {
       idle.push(ff.t - f.t0);
       idleRaw.push(t1 - t0);
+      idleAt.push(Math.round(f.t0 - inst.supStartedAt));
     }
   }
-  details.latencyIdle = { samples: idle.length, musterMs: summarize(idle), rawMs: summarize(idleRaw) };
+  details.latencyIdle = {
+    samples: idle.length,
+    musterMs: summarize(idle),
+    rawMs: summarize(idleRaw),
+    // The slowest samples, with when they were taken (ms since the supervisor started), to line up with its GC trace.
+    slowest: idle
+      .map((ms, k) => ({ ms: Math.round(ms * 100) / 100, raw: Math.round(idleRaw[k]! * 100) / 100, at: idleAt[k] }))
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 8),
+  };
   add({ group: "latency", name: "idle notification p50", unit: "ms", muster: quantile(idle, 0.5), raw: quantile(idleRaw, 0.5) });
   const p99 = quantile(idle, 0.99);
   const rawP99 = quantile(idleRaw, 0.99);
