@@ -18,7 +18,7 @@ import { decodeWaitStatus } from "../../src/exit-status/index.js";
 import type { Logger } from "../../src/logger.js";
 import type { AgentTaskOutcome, IoStream } from "../../src/protocol/index.js";
 import { LAUNCHER_SERVER_SOURCE } from "./launcher-source.js";
-import { OUTPUT_GRACE_MS, PERL_PATH, startTaskProcess, type TaskExit, type TaskProcess, type TaskProcessOptions } from "./task-process.js";
+import { OUTPUT_GRACE_MS, PERL_PATH, closed, startTaskProcess, withTimeout, type TaskExit, type TaskProcess, type TaskProcessOptions } from "./task-process.js";
 
 /** What createLauncher needs. */
 export interface LauncherOptions {
@@ -585,19 +585,4 @@ function kill(pid: number, signal: number): void {
   } catch {
     // the group is already gone
   }
-}
-
-function closed(stream: Readable | Socket): Promise<void> {
-  if (stream.destroyed || stream.readableEnded) return Promise.resolve();
-  return new Promise((resolve) => {
-    stream.once("close", () => resolve());
-    stream.once("end", () => resolve());
-    stream.once("error", () => resolve());
-  });
-}
-
-async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
 }

@@ -268,7 +268,8 @@ function failed(error: string): TaskProcess {
   };
 }
 
-function closed(stream: Readable | Socket): Promise<void> {
+/** Resolves when a stream has closed, ended or failed. */
+export function closed(stream: Readable | Socket): Promise<void> {
   if (stream.destroyed || stream.readableEnded) return Promise.resolve();
   return new Promise((resolve) => {
     stream.once("close", () => resolve());
@@ -277,7 +278,8 @@ function closed(stream: Readable | Socket): Promise<void> {
   });
 }
 
-async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
+/** Waits for `p`, at most `ms`. */
+export async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
