@@ -741,22 +741,21 @@ class SupervisorService implements Supervisor {
   private async processEvents(batch: JsMsg[]): Promise<void> {
     const byStep = new Map<JobHost, Map<string, { rank: number; event: TaskEvent }[]>>();
     const now = Date.now();
-    const reject = (m: JsMsg, code: ErrorCode, message: string) => this.rejectEvent(m, code, message);
     for (const m of batch) {
       const parsed = parseMessage(TaskEventSchema, m.data, m.subject);
       const subj = this.subjects.parse(m.subject);
       if (!parsed.ok) {
-        reject(m, parsed.code, parsed.message);
+        this.rejectEvent(m, parsed.code, parsed.message);
         continue;
       }
       const ev = parsed.value;
       if (!subj || subj.kind !== "evt") {
-        reject(m, "BAD_REQUEST", `${m.subject}: not a task event subject (<p>.evt.<node>.<job>.<step>.<task>)`);
+        this.rejectEvent(m, "BAD_REQUEST", `${m.subject}: not a task event subject (<p>.evt.<node>.<job>.<step>.<task>)`);
         continue;
       }
       if (subj.node !== ev.node || subj.job !== ev.job || String(subj.step) !== String(ev.step) || subj.task !== ev.rank) {
         // A field that contradicts the subject is FORBIDDEN (docs/protocol.md, error codes).
-        reject(m, "FORBIDDEN", `${m.subject}: the event's node ${ev.node}, job ${ev.job}, step ${ev.step}, rank ${ev.rank} do not match its subject`);
+        this.rejectEvent(m, "FORBIDDEN", `${m.subject}: the event's node ${ev.node}, job ${ev.job}, step ${ev.step}, rank ${ev.rank} do not match its subject`);
         continue;
       }
       const host = this.jobs.get(ev.job);
@@ -764,7 +763,7 @@ class SupervisorService implements Supervisor {
         if (this.finished.has(ev.job)) {
           this.log.debug({ job: ev.job, rank: ev.rank }, "event.after_job_end");
           m.ack();
-        } else reject(m, "UNKNOWN_JOB", `no job ${ev.job}`);
+        } else this.rejectEvent(m, "UNKNOWN_JOB", `no job ${ev.job}`);
         continue;
       }
       if (m.seq <= host.seq) {
@@ -776,7 +775,7 @@ class SupervisorService implements Supervisor {
       host.seq = m.seq;
       const stepId = String(ev.step);
       if (!host.steps.has(stepId)) {
-        reject(m, "UNKNOWN_STEP", `job ${ev.job} has no step ${stepId}`);
+        this.rejectEvent(m, "UNKNOWN_STEP", `job ${ev.job} has no step ${stepId}`);
         continue;
       }
       const event: TaskEvent =
