@@ -140,6 +140,30 @@ export function applyJobEvent(ctx: JobContext, event: JobEvent): { context: JobC
   return { context: ctx, effects };
 }
 
+/** The job machine's final state for each verdict. */
+export const JOB_FINAL_STATES = { COMPLETED: "completed", FAILED: "failed", CANCELLED: "cancelled", TIMEOUT: "timeout", NODE_FAIL: "nodeFail" } as const;
+
+/** The job machine's states. */
+export type JobStateName = "pending" | "running" | "completing" | (typeof JOB_FINAL_STATES)[keyof typeof JOB_FINAL_STATES];
+
+/**
+ * Where the machine's eventless (`always`) transitions lead from `value` with context `ctx`: a
+ * verdict picks its final state; a cancelled job is completing; a started one is running. The
+ * machine below and `settleJobState` must agree (test/unit/job-host.test.ts checks it on random
+ * event sequences against an XState actor).
+ */
+export function settleJobState(value: JobStateName, ctx: JobContext): JobStateName {
+  if (ctx.end) return JOB_FINAL_STATES[ctx.end.state];
+  if (value === "pending") return ctx.cancelled ? "completing" : ctx.startedAt !== undefined ? "running" : "pending";
+  if (value === "running" && ctx.cancelled) return "completing";
+  return value;
+}
+
+/** True for the job machine's final states. */
+export function isJobFinal(value: JobStateName): boolean {
+  return (Object.values(JOB_FINAL_STATES) as string[]).includes(value);
+}
+
 const noop = () => {};
 
 /** The job machine. */

@@ -225,6 +225,9 @@ class AgentService implements Agent {
     });
     await this.nc.flush();
     this.sayHello();
+    // The supervisor's silence clock starts at the hello: an agent frozen before its first heartbeat
+    // must still notice, when it thaws, that it has been declared lost.
+    this.lastBeatAt = Date.now();
     this.heartbeat = setInterval(() => this.beat(), this.config.heartbeatIntervalSeconds * 1000);
     this.log.info({ epoch: this.epoch, slots: this.slots, prefix: this.subjects.prefix }, "agent.started");
   }

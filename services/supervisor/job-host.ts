@@ -1,9 +1,20 @@
 /**
- * One job hosted by the supervisor: its job actor and one actor per step, with the effects they
- * ask for collected into a queue the supervisor drains (effects are I/O; the machines stay pure).
+ * One job hosted by the supervisor: its job and its steps, run as pure transitions (`HostedJob`,
+ * `HostedStep`), with the effects they ask for collected into a queue the supervisor drains
+ * (effects are I/O; the machines stay pure).
  */
-import { createActor, type Actor } from "xstate";
-import { jobMachine, type JobEffect, type JobEvent, type JobInput } from "../../machines/job.machine.js";
+import {
+  applyJobEvent,
+  initialJobContext,
+  isJobFinal,
+  settleJobState,
+  type JobContext,
+  type JobEffect,
+  type JobEnd,
+  type JobEvent,
+  type JobInput,
+  type JobStateName,
+} from "../../machines/job.machine.js";
 import {
   applyStepEvent,
   initialStepContext,
@@ -50,10 +61,6 @@ export interface JobMeta {
   /** The nodes and ranks the job holds, once it has started. */
   readonly alloc?: readonly Placement[];
 }
-
-const JOB_EFFECTS = ["cancelSteps", "jobEnded"] as const;
-
-type JobActor = Actor<typeof jobMachine>;
 
 /** A step's snapshot, in the shape of the step machine's XState snapshot. */
 export interface StepSnapshot {
@@ -103,10 +110,56 @@ export class HostedStep {
   }
 }
 
+/** A job's snapshot, in the shape of the job machine's XState snapshot. */
+export interface JobSnapshot {
+  readonly status: "active" | "done";
+  readonly value: JobStateName;
+  readonly context: JobContext;
+  readonly output: JobEnd | undefined;
+}
+
+/**
+ * The job of `machines/job.machine.ts`, run without an interpreter like `HostedStep`:
+ * `applyJobEvent` then `settleJobState`, effects in the machine's order, events after a final state
+ * ignored. test/unit/job-host.test.ts checks it against the XState actor.
+ */
+export class HostedJob {
+  private snap: JobSnapshot;
+
+  constructor(input: JobInput, private readonly sink: (e: JobEffect) => void, snapshot?: Record<string, unknown>) {
+    if (snapshot) {
+      const s = snapshot as unknown as JobSnapshot;
+      this.snap = { status: s.status, value: s.value, context: s.context, output: s.output };
+    } else {
+      const context = initialJobContext(input);
+      this.snap = { status: "active", value: settleJobState("pending", context), context, output: undefined };
+    }
+  }
+
+  getSnapshot(): JobSnapshot {
+    return this.snap;
+  }
+
+  send(event: JobEvent): void {
+    if (this.snap.status !== "active") return;
+    const { context, effects } = applyJobEvent(this.snap.context, event);
+    const value = settleJobState(this.snap.value, context);
+    const done = isJobFinal(value);
+    if (context !== this.snap.context || value !== this.snap.value) this.snap = { status: done ? "done" : "active", value, context, output: done ? context.end : undefined };
+    for (const effect of effects) this.sink(effect);
+  }
+
+  /** The persisted snapshot, as XState's `getPersistedSnapshot()` of the job machine gives it. */
+  persisted(): Record<string, unknown> {
+    const { status, value, context, output } = this.snap;
+    return { status, value, historyValue: {}, context, children: {}, output, error: undefined };
+  }
+}
+
 /** Hosts the machines of one job. */
 export class JobHost {
   readonly steps = new Map<string, HostedStep>();
-  readonly job: JobActor;
+  readonly job: HostedJob;
   /** Last event-stream sequence applied to this job. */
   seq = 0;
   /** Last event-stream sequence the stored record covers. */
@@ -143,13 +196,7 @@ export class JobHost {
     restored?: { job: Record<string, unknown>; steps: Map<string, Record<string, unknown>>; seq: number },
   ) {
     const input: JobInput = { job: id, user: meta.user, kind: meta.kind, submittedAt: meta.submittedAt };
-    const provided = jobMachine.provide({
-      actions: Object.fromEntries(
-        JOB_EFFECTS.map((type) => [type, (_: unknown, params: unknown) => this.sink({ source: "job", job: id, effect: { type, params } as JobEffect })]),
-      ),
-    });
-    this.job = createActor(provided, restored ? { input, snapshot: restored.job as never } : { input });
-    this.job.start();
+    this.job = new HostedJob(input, (effect) => this.sink({ source: "job", job: id, effect }), restored?.job);
     if (restored) {
       this.seq = restored.seq;
       this.savedSeq = restored.seq;
@@ -186,12 +233,7 @@ export class JobHost {
   persisted(): { job: Record<string, unknown>; steps: Map<string, Record<string, unknown>> } {
     const steps = new Map<string, Record<string, unknown>>();
     for (const [id, step] of this.steps) steps.set(id, step.persisted());
-    return { job: this.job.getPersistedSnapshot() as Record<string, unknown>, steps };
-  }
-
-  /** Stops every actor (the job leaves memory). */
-  stop(): void {
-    this.job.stop();
+    return { job: this.job.persisted(), steps };
   }
 }
 

@@ -154,7 +154,6 @@ class SupervisorService implements Supervisor {
     await Promise.all([...this.jobs.values(), ...this.finished.values()].map((h) => h.io));
     await this.nc.drain().catch(() => undefined);
     await this.sys?.close().catch(() => undefined);
-    for (const j of this.jobs.values()) j.stop();
     for (const n of this.nodes.values()) n.stop();
     this.log.info("supervisor.stopped");
   }
@@ -172,7 +171,6 @@ class SupervisorService implements Supervisor {
     for (const { record, steps } of await this.store.loadAll<JobMeta>()) {
       const host = new JobHost(record.jobId, record.meta, (e) => this.effects.push(e), { job: record.job, steps, seq: record.seq });
       if (host.ended) {
-        host.stop();
         this.finished.set(record.jobId, host);
         continue;
       }

@@ -153,6 +153,22 @@ describe("an agent frozen with SIGSTOP", () => {
     const end = await cl.showJob(job);
     expect([end.state, end.failedNodes]).toEqual(["NODE_FAIL", [node]]);
   });
+
+  it("frozen before its first heartbeat, it still comes back with a new epoch", async () => {
+    // A long heartbeat interval leaves a wide window between the agent's hello and its first beat.
+    const cl = await cluster({ agents: 0, env: { MUSTER_HEARTBEAT_INTERVAL: "2.5" } });
+    const agent = await cl.startAgent("node-1");
+    const before = await nodeBecomes(cl, "node-1", "online", 10_000);
+    agent.kill("SIGSTOP");
+    // Online from its hello alone, and frozen well within the 2.5 s before its first heartbeat.
+    const started = /"time":(\d+)[^\n]*"msg":"agent\.started"/.exec(cl.logs("node-1"));
+    expect(Date.now() - Number(started![1])).toBeLessThan(2000);
+    await nodeBecomes(cl, "node-1", "lost", 10_000);
+    agent.kill("SIGCONT");
+    const back = await nodeBecomes(cl, "node-1", "online", 10_000);
+    expect(back.row.epoch).not.toBe(before.row.epoch);
+    expect(cl.logs("node-1")).toContain("agent.reincarnated");
+  });
 });
 
 describe("an agent that shuts down", () => {

@@ -1,11 +1,15 @@
 /**
  * The supervisor's job host persists steps without XState's context walk; what it stores must be
  * exactly what an XState actor's `getPersistedSnapshot()` gives, and restore from it must give the same step.
+ * It runs the job machine without XState's interpreter (`HostedJob`): on random event sequences that
+ * must agree with an XState actor of the job machine at every event.
  */
 import { describe, expect, it } from "vitest";
 import { createActor } from "xstate";
-import { stepMachine, type StepEvent } from "../../machines/step.machine.js";
-import { JobHost, type JobMeta } from "../../services/supervisor/job-host.js";
+import { jobMachine, type JobEffect, type JobEvent, type JobInput } from "../../machines/job.machine.js";
+import { stepMachine, type StepEnd, type StepEvent } from "../../machines/step.machine.js";
+import { HostedJob, JobHost, type JobMeta } from "../../services/supervisor/job-host.js";
+import { pick, prng } from "./machines/helpers.js";
 
 const META: JobMeta = {
   name: "t",
@@ -64,5 +68,76 @@ describe("JobHost.persisted", () => {
     expect(b.context.end).toEqual(a.context.end);
     expect(b.context.end?.state).toBe("FAILED");
     expect(b.value).toBe(a.value);
+  });
+});
+
+const STEP_ENDS: Omit<StepEnd, "at">[] = [
+  { state: "COMPLETED", reason: "None", exitCode: "0:0", failedNodes: [], runExitStatus: 0 },
+  { state: "FAILED", reason: "NonZeroExitCode", exitCode: "3:0", failedNodes: [], runExitStatus: 3 },
+  { state: "FAILED", reason: "NonZeroExitCode", exitCode: "0:9", failedNodes: [], runExitStatus: 137 },
+  { state: "CANCELLED", reason: "None", exitCode: "0:15", failedNodes: [], runExitStatus: 143 },
+  { state: "TIMEOUT", reason: "TimeLimit", exitCode: "0:15", failedNodes: [], runExitStatus: 143 },
+  { state: "NODE_FAIL", reason: "NodeDown", exitCode: "0:9", failedNodes: ["n2"], runExitStatus: 137 },
+];
+
+/** A random stream of job events: steps starting and ending (some twice, some unknown), cancels. */
+function randomJobEvents(rand: () => number, kind: "run" | "batch"): JobEvent[] {
+  const ids = kind === "batch" ? ["batch", "0", "1", "2"] : ["0", "1"];
+  let now = 2000;
+  const events: JobEvent[] = [];
+  for (let i = 0; i < 2 + Math.floor(rand() * 9); i++) {
+    now += Math.floor(rand() * 1000);
+    const r = rand();
+    const step = pick(rand, ids);
+    if (r < 0.4) events.push({ type: "STEP_STARTED", step, at: now });
+    else if (r < 0.85) events.push({ type: "STEP_ENDED", step, end: { ...pick(rand, STEP_ENDS), at: now } });
+    else events.push({ type: "CANCEL", by: pick(rand, ["u", "root"]), at: now, ...(rand() < 0.5 ? { killWaitMs: 500 } : {}) });
+  }
+  return events;
+}
+
+describe("HostedJob", () => {
+  it("agrees with the XState job actor on 3,000 random event sequences", () => {
+    const rand = prng(20261124);
+    const finals = new Set<string>();
+    for (let run = 0; run < 3000; run++) {
+      const kind = rand() < 0.5 ? "run" : "batch";
+      const input: JobInput = { job: String(run), user: "u", kind, submittedAt: 1000 };
+      const theirs: JobEffect[] = [];
+      const ours: JobEffect[] = [];
+      const actor = createActor(
+        jobMachine.provide({
+          actions: Object.fromEntries((["cancelSteps", "jobEnded"] as const).map((type) => [type, (_: unknown, params: unknown) => theirs.push({ type, params } as JobEffect)])),
+        }),
+        { input },
+      );
+      actor.start();
+      const hosted = new HostedJob(input, (e) => ours.push(e));
+      expect(hosted.getSnapshot().value).toBe(actor.getSnapshot().value);
+      for (const event of randomJobEvents(rand, kind)) {
+        if (actor.getSnapshot().status === "done") {
+          const before = hosted.getSnapshot();
+          hosted.send(event);
+          expect(hosted.getSnapshot()).toBe(before);
+          continue;
+        }
+        actor.send(event);
+        hosted.send(event);
+        const a = actor.getSnapshot();
+        const b = hosted.getSnapshot();
+        expect([b.value, b.status]).toEqual([a.value, a.status]);
+        expect(b.context).toEqual(a.context);
+        expect(b.output).toEqual(a.output);
+        expect(ours).toEqual(theirs);
+        expect(JSON.parse(JSON.stringify(hosted.persisted()))).toEqual(JSON.parse(JSON.stringify(actor.getPersistedSnapshot())));
+      }
+      finals.add(String(actor.getSnapshot().value));
+      // Restored from the XState actor's persisted snapshot, the hosted job has the same state.
+      const restored = new HostedJob(input, () => undefined, JSON.parse(JSON.stringify(actor.getPersistedSnapshot())));
+      expect(restored.getSnapshot().value).toBe(actor.getSnapshot().value);
+      expect(restored.getSnapshot().status).toBe(actor.getSnapshot().status);
+    }
+    // Every state of the machine is reached by some sequence, so the comparison covers them all.
+    expect([...finals].sort()).toEqual(["cancelled", "completed", "completing", "failed", "nodeFail", "pending", "running", "timeout"]);
   });
 });
