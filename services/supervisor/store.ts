@@ -176,49 +176,88 @@ export class JobStore {
     }
   }
 
-  /** Every stored job, with their steps' task tables put back into their snapshots. */
-  async loadAll<M>(): Promise<{ record: StoredJob<M>; steps: Map<string, Record<string, unknown>> }[]> {
+  /**
+   * Every stored job, with their steps' task tables put back into their snapshots. A job whose
+   * record cannot be read back whole (not JSON, a chunk or delta missing or unreadable) is not
+   * loaded: it goes to `onDamaged` with the reason, its keys stay as they are for an operator to
+   * inspect, and the other jobs load.
+   */
+  async loadAll<M>(onDamaged: (jobId: string, reason: string) => void = () => undefined): Promise<{ record: StoredJob<M>; steps: Map<string, Record<string, unknown>> }[]> {
     const keys: string[] = [];
     for await (const k of await this.kv.keys("job.*")) keys.push(k);
     const out: { record: StoredJob<M>; steps: Map<string, Record<string, unknown>> }[] = [];
     for (const k of keys) {
-      const entry = await this.kv.get(k);
-      if (!entry || entry.operation !== "PUT") continue;
-      const record = JSON.parse(dec.decode(entry.value)) as StoredJob<M>;
-      // New keys must never take the name of a key a stored record uses (the clock may be behind the counter).
-      for (const s of Object.values(record.steps)) {
-        for (const key of [...s.chunkKeys, ...(s.deltaKeys ?? [])]) {
-          const gen = Number(/^(?:chunk\.[^.]+\.[^.]+\.\d+|delta\.[^.]+\.[^.]+)\.(\d+)/.exec(key)?.[1] ?? 0);
-          if (gen > this.generation) this.generation = gen;
-        }
+      const jobId = k.slice("job.".length);
+      try {
+        const loaded = await this.loadOne<M>(k);
+        if (loaded) out.push(loaded);
+      } catch (err) {
+        onDamaged(jobId, (err as Error).message);
       }
-      const steps = new Map<string, Record<string, unknown>>();
-      for (const [stepId, s] of Object.entries(record.steps)) {
-        const chunks: TaskRecord[][] = [];
-        for (const ck of s.chunkKeys) {
-          const c = await this.kv.get(ck);
-          if (!c || c.operation !== "PUT") throw new Error(`job ${record.jobId} step ${stepId}: missing task chunk ${ck}`);
-          chunks.push(JSON.parse(dec.decode(c.value)) as TaskRecord[]);
-        }
-        const dirty = new Set<number>();
-        let deltaRecords = 0;
-        for (const dk of s.deltaKeys ?? []) {
-          const d = await this.kv.get(dk);
-          if (!d || d.operation !== "PUT") throw new Error(`job ${record.jobId} step ${stepId}: missing task delta ${dk}`);
-          for (const [rank, rec] of JSON.parse(dec.decode(d.value)) as [number, TaskRecord][]) {
-            const i = Math.floor(rank / TASK_CHUNK_SIZE);
-            chunks[i]![rank % TASK_CHUNK_SIZE] = rec;
-            dirty.add(i); // stored content differs from memory: rewritten at the next compaction
-            deltaRecords++;
-          }
-        }
-        const tasks: TaskTable = { size: s.taskCount, chunks };
-        this.written.set(`${record.jobId}/${stepId}`, { chunks, dirty, keys: [...s.chunkKeys], deltaKeys: [...(s.deltaKeys ?? [])], deltaRecords });
-        const snap = s.snapshot as { context: Record<string, unknown> };
-        steps.set(stepId, { ...snap, context: { ...snap.context, tasks } });
-      }
-      out.push({ record, steps });
     }
     return out;
   }
+
+  private async loadOne<M>(k: string): Promise<{ record: StoredJob<M>; steps: Map<string, Record<string, unknown>> } | undefined> {
+    const entry = await this.kv.get(k);
+    if (!entry || entry.operation !== "PUT") return undefined;
+    let record: StoredJob<M>;
+    try {
+      record = JSON.parse(dec.decode(entry.value)) as StoredJob<M>;
+    } catch (err) {
+      throw new Error(`record ${k} is not JSON: ${(err as Error).message}`);
+    }
+    if (typeof record !== "object" || record === null || typeof record.steps !== "object" || record.steps === null || typeof record.jobId !== "string") {
+      throw new Error(`record ${k} is not a job record`);
+    }
+    // New keys must never take the name of a key a stored record uses (the clock may be behind the counter).
+    for (const s of Object.values(record.steps)) {
+      for (const key of [...s.chunkKeys, ...(s.deltaKeys ?? [])]) {
+        const gen = Number(/^(?:chunk\.[^.]+\.[^.]+\.\d+|delta\.[^.]+\.[^.]+)\.(\d+)/.exec(key)?.[1] ?? 0);
+        if (gen > this.generation) this.generation = gen;
+      }
+    }
+    const steps = new Map<string, Record<string, unknown>>();
+    const written: [string, Written][] = [];
+    for (const [stepId, s] of Object.entries(record.steps)) {
+      const chunks: TaskRecord[][] = [];
+      for (const ck of s.chunkKeys) {
+        const c = await this.kv.get(ck);
+        if (!c || c.operation !== "PUT") throw new Error(`job ${record.jobId} step ${stepId}: missing task chunk ${ck}`);
+        chunks.push(parseStored<TaskRecord[]>(c.value, `job ${record.jobId} step ${stepId}: task chunk ${ck}`));
+      }
+      const dirty = new Set<number>();
+      let deltaRecords = 0;
+      for (const dk of s.deltaKeys ?? []) {
+        const d = await this.kv.get(dk);
+        if (!d || d.operation !== "PUT") throw new Error(`job ${record.jobId} step ${stepId}: missing task delta ${dk}`);
+        for (const [rank, rec] of parseStored<[number, TaskRecord][]>(d.value, `job ${record.jobId} step ${stepId}: task delta ${dk}`)) {
+          const i = Math.floor(rank / TASK_CHUNK_SIZE);
+          if (!chunks[i] || !Number.isInteger(rank) || rank < 0) throw new Error(`job ${record.jobId} step ${stepId}: task delta ${dk} holds rank ${rank}, outside the step`);
+          chunks[i][rank % TASK_CHUNK_SIZE] = rec;
+          dirty.add(i); // stored content differs from memory: rewritten at the next compaction
+          deltaRecords++;
+        }
+      }
+      const tasks: TaskTable = { size: s.taskCount, chunks };
+      written.push([`${record.jobId}/${stepId}`, { chunks, dirty, keys: [...s.chunkKeys], deltaKeys: [...(s.deltaKeys ?? [])], deltaRecords }]);
+      const snap = s.snapshot as { context: Record<string, unknown> };
+      steps.set(stepId, { ...snap, context: { ...snap.context, tasks } });
+    }
+    // Only a job loaded whole is tracked: a damaged one is left as it is stored.
+    for (const [key, w] of written) this.written.set(key, w);
+    return { record, steps };
+  }
+}
+
+/** A stored JSON array, or an error naming what it is. */
+function parseStored<T extends unknown[]>(value: Uint8Array, what: string): T {
+  let v: unknown;
+  try {
+    v = JSON.parse(dec.decode(value));
+  } catch (err) {
+    throw new Error(`${what} is not JSON: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(v)) throw new Error(`${what} is not a list`);
+  return v as T;
 }

@@ -168,7 +168,11 @@ class SupervisorService implements Supervisor {
   // ---- restore ----------------------------------------------------------------------------
 
   private async restore(): Promise<void> {
-    for (const { record, steps } of await this.store.loadAll<JobMeta>()) {
+    const loaded = await this.store.loadAll<JobMeta>((jobId, reason) => {
+      this.damaged.set(jobId, reason);
+      this.log.error({ job: jobId, reason }, "job.restore_failed");
+    });
+    for (const { record, steps } of loaded) {
       const host = new JobHost(record.jobId, record.meta, (e) => this.effects.push(e), { job: record.job, steps, seq: record.seq });
       if (host.ended) {
         this.finished.set(record.jobId, host);
@@ -184,6 +188,12 @@ class SupervisorService implements Supervisor {
     }
   }
 
+  /**
+   * Jobs whose stored record could not be read back at startup, with the reason. They are left as
+   * stored for an operator; asking for one says why it cannot be shown, and its events are
+   * dead-lettered (kept, not applied).
+   */
+  private readonly damaged = new Map<string, string>();
   /** Finished jobs kept for queries (history is issue #5's; this keeps `show` working). */
   private readonly finished = new Map<string, JobHost>();
   /** Jobs waiting for slots, oldest first. */
@@ -430,7 +440,11 @@ class SupervisorService implements Supervisor {
 
   private jobFor(user: string, jobId: string): JobHost {
     const host = this.jobs.get(jobId) ?? this.finished.get(jobId);
-    if (!host) throw new MusterError("UNKNOWN_JOB", `no job ${jobId}`);
+    if (!host) {
+      const damaged = this.damaged.get(jobId);
+      if (damaged !== undefined) throw new MusterError("UNAVAILABLE", `job ${jobId} could not be restored from its stored record (${damaged}); it is left as stored`);
+      throw new MusterError("UNKNOWN_JOB", `no job ${jobId}`);
+    }
     if (host.meta.user !== user && !this.isOperator(user)) throw new MusterError("FORBIDDEN", `job ${jobId} belongs to ${host.meta.user}, not ${user}`);
     return host;
   }
@@ -761,6 +775,8 @@ class SupervisorService implements Supervisor {
         if (this.finished.has(ev.job)) {
           this.log.debug({ job: ev.job, rank: ev.rank }, "event.after_job_end");
           m.ack();
+        } else if (this.damaged.has(ev.job)) {
+          this.rejectEvent(m, "UNAVAILABLE", `job ${ev.job} could not be restored from its stored record (${this.damaged.get(ev.job)}); its events are kept here, not applied`);
         } else this.rejectEvent(m, "UNKNOWN_JOB", `no job ${ev.job}`);
         continue;
       }

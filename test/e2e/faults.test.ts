@@ -1,11 +1,12 @@
 /**
  * Faults end to end: a real nats-server, a supervisor and agents running real processes, with the
- * supervisor SIGKILLed mid-job, nats-server SIGKILLed and restarted under a running job, and an
- * agent started with SIGINT ignored. Each destructive scenario gets its own cluster.
+ * supervisor SIGKILLed mid-job, nats-server SIGKILLed and restarted under a running job, a job
+ * record damaged in the KV bucket while the supervisor is down, and an agent started with SIGINT ignored. Each destructive scenario gets its own cluster.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createSubjects } from "../../src/protocol/index.js";
@@ -308,6 +309,65 @@ describe("nats-server SIGKILLed and restarted under a running job", () => {
     // Nothing was lost or doubled: one started and one ended per rank.
     expect(events.map((e) => `${e.msg.rank}:${e.msg.type}`).sort()).toEqual(["0:task.ended", "0:task.started", "1:task.ended", "1:task.started", "2:task.ended", "2:task.started"]);
   }, 45_000);
+});
+
+describe("a job record damaged while the supervisor is down", () => {
+  let c: Cluster;
+  beforeAll(async () => {
+    c = await startCluster({ agents: 1, slots: 2, env: { MUSTER_NODE_TIMEOUT: "10" } });
+  }, 60_000);
+  afterAll(async () => {
+    await c?.stop();
+  });
+
+  it("the supervisor starts with every other job, says why the damaged one cannot be shown, and dead-letters its events", async () => {
+    const done = await c.muster(["run", "-v", "-n", "1", "--", "true"], { timeoutMs: 20_000 });
+    expect(done.code, done.stderr).toBe(0);
+    const good = /muster: job (\S+):/.exec(done.stderr)![1]!;
+    const run = c.start(["run", "-v", "-n", "1", "--", "sh", "-c", "sleep 3; exit 4"]);
+    const bad = await jobIdOf(run);
+    await waitAllRunning(c, bad, 1);
+    const sup = c.supervisor;
+    sup.kill("SIGTERM");
+    await waitFor(() => exited(sup), { timeoutMs: 15_000, message: "supervisor stopped" });
+    // The running job's task chunk disappears from the bucket (an operator's mistake, a damaged store).
+    const nc = await connect({ servers: c.nats.url });
+    try {
+      const kv = await new Kvm(nc).open(createSubjects(c.prefix).buckets.snapshots);
+      const rec = JSON.parse((await kv.get(`job.${bad}`))!.string()) as { steps: Record<string, { chunkKeys: string[] }> };
+      await kv.purge(rec.steps["0"]!.chunkKeys[0]!);
+    } finally {
+      await nc.close();
+    }
+    await c.startSupervisor();
+    await waitFor(() => c.logs("supervisor").split('"msg":"supervisor.started"').length === 3, { timeoutMs: 15_000, message: "supervisor started again" });
+    expect(c.logs("supervisor")).toMatch(new RegExp(`"job":"${bad}","reason":"job ${bad} step 0: missing task chunk [^"]+","msg":"job.restore_failed"`));
+
+    const shown = await c.muster(["show", "job", bad]);
+    expect(shown.code).not.toBe(0);
+    expect(shown.stderr).toContain(`job ${bad} could not be restored from its stored record (job ${bad} step 0: missing task chunk`);
+    expect((await c.showJob(good)).state).toBe("COMPLETED");
+    // The damaged job's task exit (at ~3 s) is kept in the dead-letter stream, not applied.
+    const dlq = await waitFor(
+      async () => {
+        const nc2 = await connect({ servers: c.nats.url });
+        try {
+          const jsm = await jetstreamManager(nc2);
+          const m = await jsm.streams.getMessage(`${c.prefix.toUpperCase()}_DLQ`, { last_by_subj: `${c.prefix}.dlq.supervisor` }).catch(() => undefined);
+          return m?.json<{ reason: string; message: string; subject: string }>();
+        } finally {
+          await nc2.close();
+        }
+      },
+      { timeoutMs: 15_000, message: "the damaged job's event dead-lettered" },
+    );
+    expect(dlq.reason).toBe("UNAVAILABLE");
+    expect(dlq.subject).toContain(`.${bad}.0.0`);
+    // New jobs run as usual.
+    const after = await c.muster(["run", "-n", "1", "--", "sh", "-c", "exit 3"], { timeoutMs: 20_000 });
+    expect(after.code, after.stderr).toBe(3);
+    run.proc.kill("SIGKILL");
+  }, 60_000);
 });
 
 describe("an agent started with SIGINT ignored", () => {

@@ -128,4 +128,36 @@ describe("JobStore", () => {
     expect(getTask(tasks, 4999).context.outcome).toEqual({ kind: "exited", code: 3 });
     expect(getTask(tasks, 4000).state).toBe("pending");
   }, 60_000);
+
+  it("loads every job it can read back whole and names the damaged ones, leaving their keys as stored", async () => {
+    const store = new JobStore(kv);
+    const tableOf = (n: number) => new Map([["0", snapshotOf(createTaskTable(n))]]);
+    await store.save("20", { m: "ok" }, 1, { value: "running" }, tableOf(3000));
+    await store.save("21", { m: "chunk lost" }, 2, { value: "running" }, tableOf(3000));
+    await store.save("22", { m: "bad delta" }, 3, { value: "running" }, tableOf(10));
+    await store.save("23", { m: "not JSON" }, 4, { value: "running" }, tableOf(10));
+    const lost = (await recordOf(kv, "21")).steps["0"]!.chunkKeys[1]!;
+    await kv.purge(lost);
+    const rec22 = await recordOf(kv, "22");
+    const badDelta = "delta.22.0.999.0";
+    await kv.put(badDelta, JSON.stringify([[5000, { state: "exited" }]]));
+    await kv.put("job.22", JSON.stringify({ ...rec22, steps: { "0": { ...rec22.steps["0"]!, deltaKeys: [badDelta] } } }));
+    await kv.put("job.23", "{not json");
+    const before = await keysOf(kv);
+
+    const damaged = new Map<string, string>();
+    const loaded = await new JobStore(kv).loadAll<{ m: string }>((job, reason) => damaged.set(job, reason));
+    const ids = loaded.map((l) => l.record.jobId);
+    expect(ids).toContain("20");
+    expect(ids).not.toContain("21");
+    expect(ids).not.toContain("22");
+    expect(ids).not.toContain("23");
+    expect(loaded.find((l) => l.record.jobId === "20")!.record.meta).toEqual({ m: "ok" });
+    expect(damaged.get("21")).toBe(`job 21 step 0: missing task chunk ${lost}`);
+    expect(damaged.get("22")).toBe(`job 22 step 0: task delta ${badDelta} holds rank 5000, outside the step`);
+    expect(damaged.get("23")).toMatch(/^record job\.23 is not JSON: /);
+    expect(damaged.has("20")).toBe(false);
+    // Nothing was written or removed by loading.
+    expect(await keysOf(kv)).toEqual(before);
+  }, 60_000);
 });
