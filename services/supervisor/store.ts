@@ -178,38 +178,40 @@ export class JobStore {
 
   /**
    * Every stored job, with their steps' task tables put back into their snapshots. A job whose
-   * record cannot be read back whole (not JSON, a chunk or delta missing or unreadable) is not
-   * loaded: it goes to `onDamaged` with the reason, its keys stay as they are for an operator to
-   * inspect, and the other jobs load.
+   * record cannot be read back whole (not JSON, not shaped like a record, a chunk or delta missing
+   * or unreadable) is not loaded: it goes to `onDamaged` with the reason and what could be read of
+   * its record, its keys stay as they are for an operator to inspect, and the other jobs load. A
+   * failure to read at all (a timeout, no JetStream) is not damage: it is thrown, and nothing loads.
    */
-  async loadAll<M>(onDamaged: (jobId: string, reason: string) => void = () => undefined): Promise<{ record: StoredJob<M>; steps: Map<string, Record<string, unknown>> }[]> {
+  async loadAll<M>(onDamaged: (jobId: string, reason: string, record: unknown) => void = () => undefined): Promise<LoadedJob<M>[]> {
     const keys: string[] = [];
     for await (const k of await this.kv.keys("job.*")) keys.push(k);
-    const out: { record: StoredJob<M>; steps: Map<string, Record<string, unknown>> }[] = [];
+    const out: LoadedJob<M>[] = [];
     for (const k of keys) {
+      const entry = await this.kv.get(k);
+      if (!entry || entry.operation !== "PUT") continue;
       const jobId = k.slice("job.".length);
+      let raw: unknown;
       try {
-        const loaded = await this.loadOne<M>(k);
-        if (loaded) out.push(loaded);
+        raw = JSON.parse(dec.decode(entry.value));
       } catch (err) {
-        onDamaged(jobId, (err as Error).message);
+        onDamaged(jobId, `record ${k} is not JSON: ${(err as Error).message}`, undefined);
+        continue;
+      }
+      try {
+        out.push(await this.loadOne<M>(jobId, raw));
+      } catch (err) {
+        if (!(err instanceof DamagedRecord)) throw err;
+        onDamaged(jobId, err.message, raw);
       }
     }
     return out;
   }
 
-  private async loadOne<M>(k: string): Promise<{ record: StoredJob<M>; steps: Map<string, Record<string, unknown>> } | undefined> {
-    const entry = await this.kv.get(k);
-    if (!entry || entry.operation !== "PUT") return undefined;
-    let record: StoredJob<M>;
-    try {
-      record = JSON.parse(dec.decode(entry.value)) as StoredJob<M>;
-    } catch (err) {
-      throw new Error(`record ${k} is not JSON: ${(err as Error).message}`);
-    }
-    if (typeof record !== "object" || record === null || typeof record.steps !== "object" || record.steps === null || typeof record.jobId !== "string") {
-      throw new Error(`record ${k} is not a job record`);
-    }
+  private async loadOne<M>(jobId: string, raw: unknown): Promise<LoadedJob<M>> {
+    const shapeError = recordShapeError(jobId, raw);
+    if (shapeError) throw new DamagedRecord(`record job.${jobId} ${shapeError}`);
+    const record = raw as StoredJob<M>;
     // New keys must never take the name of a key a stored record uses (the clock may be behind the counter).
     for (const s of Object.values(record.steps)) {
       for (const key of [...s.chunkKeys, ...(s.deltaKeys ?? [])]) {
@@ -220,27 +222,33 @@ export class JobStore {
     const steps = new Map<string, Record<string, unknown>>();
     const written: [string, Written][] = [];
     for (const [stepId, s] of Object.entries(record.steps)) {
+      const where = `job ${jobId} step ${stepId}`;
       const chunks: TaskRecord[][] = [];
-      for (const ck of s.chunkKeys) {
+      for (const [i, ck] of s.chunkKeys.entries()) {
         const c = await this.kv.get(ck);
-        if (!c || c.operation !== "PUT") throw new Error(`job ${record.jobId} step ${stepId}: missing task chunk ${ck}`);
-        chunks.push(parseStored<TaskRecord[]>(c.value, `job ${record.jobId} step ${stepId}: task chunk ${ck}`));
+        if (!c || c.operation !== "PUT") throw new DamagedRecord(`${where}: missing task chunk ${ck}`);
+        const chunk = parseStored<TaskRecord[]>(c.value, `${where}: task chunk ${ck}`);
+        if (chunk.length !== Math.min(TASK_CHUNK_SIZE, s.taskCount - i * TASK_CHUNK_SIZE)) {
+          throw new DamagedRecord(`${where}: task chunk ${ck} holds ${chunk.length} records, not the step's ${Math.min(TASK_CHUNK_SIZE, s.taskCount - i * TASK_CHUNK_SIZE)}`);
+        }
+        chunks.push(chunk);
       }
       const dirty = new Set<number>();
       let deltaRecords = 0;
       for (const dk of s.deltaKeys ?? []) {
         const d = await this.kv.get(dk);
-        if (!d || d.operation !== "PUT") throw new Error(`job ${record.jobId} step ${stepId}: missing task delta ${dk}`);
-        for (const [rank, rec] of parseStored<[number, TaskRecord][]>(d.value, `job ${record.jobId} step ${stepId}: task delta ${dk}`)) {
-          const i = Math.floor(rank / TASK_CHUNK_SIZE);
-          if (!chunks[i] || !Number.isInteger(rank) || rank < 0) throw new Error(`job ${record.jobId} step ${stepId}: task delta ${dk} holds rank ${rank}, outside the step`);
-          chunks[i][rank % TASK_CHUNK_SIZE] = rec;
+        if (!d || d.operation !== "PUT") throw new DamagedRecord(`${where}: missing task delta ${dk}`);
+        for (const entry of parseStored<[number, TaskRecord][]>(d.value, `${where}: task delta ${dk}`)) {
+          const rank = Array.isArray(entry) ? entry[0] : undefined;
+          if (!Number.isInteger(rank) || rank! < 0 || rank! >= s.taskCount) throw new DamagedRecord(`${where}: task delta ${dk} holds rank ${JSON.stringify(rank)}, outside the step`);
+          const i = Math.floor(rank! / TASK_CHUNK_SIZE);
+          chunks[i]![rank! % TASK_CHUNK_SIZE] = entry[1];
           dirty.add(i); // stored content differs from memory: rewritten at the next compaction
           deltaRecords++;
         }
       }
       const tasks: TaskTable = { size: s.taskCount, chunks };
-      written.push([`${record.jobId}/${stepId}`, { chunks, dirty, keys: [...s.chunkKeys], deltaKeys: [...(s.deltaKeys ?? [])], deltaRecords }]);
+      written.push([`${jobId}/${stepId}`, { chunks, dirty, keys: [...s.chunkKeys], deltaKeys: [...(s.deltaKeys ?? [])], deltaRecords }]);
       const snap = s.snapshot as { context: Record<string, unknown> };
       steps.set(stepId, { ...snap, context: { ...snap.context, tasks } });
     }
@@ -250,14 +258,43 @@ export class JobStore {
   }
 }
 
-/** A stored JSON array, or an error naming what it is. */
+/** A stored job loaded back: its record, and each step's persisted snapshot with its task table. */
+export interface LoadedJob<M> {
+  readonly record: StoredJob<M>;
+  readonly steps: Map<string, Record<string, unknown>>;
+}
+
+/** A stored record that cannot be read back whole (as opposed to a failure to read it). */
+class DamagedRecord extends Error {}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
+
+/** What is wrong with the shape of a stored job record, or undefined when it is shaped right. */
+function recordShapeError(jobId: string, r: unknown): string | undefined {
+  if (!isObject(r)) return "is not an object";
+  if (r.jobId !== jobId) return `names job ${JSON.stringify(r.jobId)}, not ${jobId}`;
+  if (!isObject(r.meta)) return "has no meta";
+  if (typeof r.seq !== "number" || !Number.isInteger(r.seq) || r.seq < 0) return "has no stream sequence (seq)";
+  if (!isObject(r.job) || typeof r.job.value !== "string" || !isObject(r.job.context)) return "has no job snapshot";
+  if (!isObject(r.steps)) return "has no steps";
+  for (const [stepId, s] of Object.entries(r.steps)) {
+    if (!isObject(s) || !isObject(s.snapshot) || !isObject(s.snapshot.context)) return `step ${stepId} has no snapshot`;
+    if (typeof s.taskCount !== "number" || !Number.isInteger(s.taskCount) || s.taskCount < 0) return `step ${stepId} has no task count`;
+    if (!isStringList(s.chunkKeys) || s.chunkKeys.length !== Math.ceil(s.taskCount / TASK_CHUNK_SIZE)) return `step ${stepId} does not list one chunk key per ${TASK_CHUNK_SIZE} tasks`;
+    if (s.deltaKeys !== undefined && !isStringList(s.deltaKeys)) return `step ${stepId} has a malformed delta key list`;
+  }
+  return undefined;
+}
+
+/** A stored JSON array, or a DamagedRecord naming what it is. */
 function parseStored<T extends unknown[]>(value: Uint8Array, what: string): T {
   let v: unknown;
   try {
     v = JSON.parse(dec.decode(value));
   } catch (err) {
-    throw new Error(`${what} is not JSON: ${(err as Error).message}`);
+    throw new DamagedRecord(`${what} is not JSON: ${(err as Error).message}`);
   }
-  if (!Array.isArray(v)) throw new Error(`${what} is not a list`);
+  if (!Array.isArray(v)) throw new DamagedRecord(`${what} is not a list`);
   return v as T;
 }

@@ -168,12 +168,20 @@ class SupervisorService implements Supervisor {
   // ---- restore ----------------------------------------------------------------------------
 
   private async restore(): Promise<void> {
-    const loaded = await this.store.loadAll<JobMeta>((jobId, reason) => {
-      this.damaged.set(jobId, reason);
-      this.log.error({ job: jobId, reason }, "job.restore_failed");
-    });
-    for (const { record, steps } of loaded) {
-      const host = new JobHost(record.jobId, record.meta, (e) => this.effects.push(e), { job: record.job, steps, seq: record.seq });
+    const damaged = (jobId: string, reason: string, record: unknown) => {
+      const held = heldSlotsOf(record);
+      this.damaged.set(jobId, { reason, held });
+      this.log.error({ job: jobId, reason, heldSlots: held.map((p) => `${p.node}:${p.ranks}`) }, "job.restore_failed");
+    };
+    for (const { record, steps } of await this.store.loadAll<JobMeta>(damaged)) {
+      let host: JobHost;
+      try {
+        host = new JobHost(record.jobId, record.meta, (e) => this.effects.push(e), { job: record.job, steps, seq: record.seq });
+        host.persisted();
+      } catch (err) {
+        damaged(record.jobId, `record job.${record.jobId} does not restore: ${(err as Error).message}`, record);
+        continue;
+      }
       if (host.ended) {
         this.finished.set(record.jobId, host);
         continue;
@@ -193,7 +201,7 @@ class SupervisorService implements Supervisor {
    * stored for an operator; asking for one says why it cannot be shown, and its events are
    * dead-lettered (kept, not applied).
    */
-  private readonly damaged = new Map<string, string>();
+  private readonly damaged = new Map<string, { readonly reason: string; readonly held: readonly Placement[] }>();
   /** Finished jobs kept for queries (history is issue #5's; this keeps `show` working). */
   private readonly finished = new Map<string, JobHost>();
   /** Jobs waiting for slots, oldest first. */
@@ -383,12 +391,13 @@ class SupervisorService implements Supervisor {
   /** Online nodes with their free slots (total slots minus what started jobs hold). */
   private candidates(): CandidateNode[] {
     const used = new Map<string, number>();
-    for (const host of this.jobs.values()) {
-      for (const p of host.meta.alloc ?? []) {
-        const key = `${p.node}/${p.epoch}`;
-        used.set(key, (used.get(key) ?? 0) + IdSet.parse(p.ranks).size);
-      }
-    }
+    const count = (p: Placement) => {
+      const key = `${p.node}/${p.epoch}`;
+      used.set(key, (used.get(key) ?? 0) + IdSet.parse(p.ranks).size);
+    };
+    for (const host of this.jobs.values()) for (const p of host.meta.alloc ?? []) count(p);
+    // A job that could not be restored may still have tasks running: its slots stay taken.
+    for (const d of this.damaged.values()) for (const p of d.held) count(p);
     return [...this.nodes.entries()]
       .filter(([, a]) => a.getSnapshot().value === "online")
       .map(([node, a]) => {
@@ -442,7 +451,7 @@ class SupervisorService implements Supervisor {
     const host = this.jobs.get(jobId) ?? this.finished.get(jobId);
     if (!host) {
       const damaged = this.damaged.get(jobId);
-      if (damaged !== undefined) throw new MusterError("UNAVAILABLE", `job ${jobId} could not be restored from its stored record (${damaged}); it is left as stored`);
+      if (damaged !== undefined) throw new MusterError("UNAVAILABLE", damagedMessage(this.subjects.buckets.snapshots, jobId, damaged.reason));
       throw new MusterError("UNKNOWN_JOB", `no job ${jobId}`);
     }
     if (host.meta.user !== user && !this.isOperator(user)) throw new MusterError("FORBIDDEN", `job ${jobId} belongs to ${host.meta.user}, not ${user}`);
@@ -563,6 +572,10 @@ class SupervisorService implements Supervisor {
   /** Live tasks (launching, running, stopping) per node incarnation (`node/epoch`), in one pass over every live step. */
   private liveTasksByNode(): Map<string, number> {
     const counts = new Map<string, number>();
+    // What a job that could not be restored held counts as running: nobody knows better.
+    for (const d of this.damaged.values()) {
+      for (const p of d.held) counts.set(`${p.node}/${p.epoch}`, (counts.get(`${p.node}/${p.epoch}`) ?? 0) + IdSet.parse(p.ranks).size);
+    }
     for (const host of this.jobs.values()) {
       for (const step of host.steps.values()) {
         for (const t of allTasks(step.getSnapshot().context.tasks)) {
@@ -776,7 +789,7 @@ class SupervisorService implements Supervisor {
           this.log.debug({ job: ev.job, rank: ev.rank }, "event.after_job_end");
           m.ack();
         } else if (this.damaged.has(ev.job)) {
-          this.rejectEvent(m, "UNAVAILABLE", `job ${ev.job} could not be restored from its stored record (${this.damaged.get(ev.job)}); its events are kept here, not applied`);
+          this.rejectEvent(m, "UNAVAILABLE", `${damagedMessage(this.subjects.buckets.snapshots, ev.job, this.damaged.get(ev.job)!.reason)}; this event is not applied`);
         } else this.rejectEvent(m, "UNKNOWN_JOB", `no job ${ev.job}`);
         continue;
       }
@@ -1273,6 +1286,33 @@ class SupervisorService implements Supervisor {
     if (this.touched.size || this.effects.length || this.nodeEffects.length) await this.settle();
     if (this.dirty.size) this.flush(now, false);
   }
+}
+
+/**
+ * The slots a job that could not be restored may still hold: its allocation as far as its record
+ * can be read, unless the record says the job ended. (Nothing readable: nothing held.)
+ */
+function heldSlotsOf(record: unknown): Placement[] {
+  const r = record as { meta?: { alloc?: unknown }; job?: { context?: { end?: unknown } } } | undefined;
+  if (r?.job?.context?.end !== undefined || !Array.isArray(r?.meta?.alloc)) return [];
+  return (r.meta.alloc as unknown[]).filter((p): p is Placement => {
+    const q = p as Partial<Placement> | null;
+    if (typeof q?.node !== "string" || typeof q.epoch !== "string" || typeof q.ranks !== "string") return false;
+    try {
+      IdSet.parse(q.ranks);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** What requests about a job that could not be restored are told. */
+function damagedMessage(bucket: string, job: string, reason: string): string {
+  return (
+    `job ${job} could not be restored from its stored record (${reason}); its keys in KV bucket ${bucket} ` +
+    `(job.${job}, chunk.${job}.*, delta.${job}.*) are left as stored, and its slots stay taken until it is repaired or removed and the supervisor restarts`
+  );
 }
 
 /** A step id as it travels on the wire (`0` as a number, `batch` as the literal). */

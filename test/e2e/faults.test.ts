@@ -341,12 +341,15 @@ describe("a job record damaged while the supervisor is down", () => {
     }
     await c.startSupervisor();
     await waitFor(() => c.logs("supervisor").split('"msg":"supervisor.started"').length === 3, { timeoutMs: 15_000, message: "supervisor started again" });
-    expect(c.logs("supervisor")).toMatch(new RegExp(`"job":"${bad}","reason":"job ${bad} step 0: missing task chunk [^"]+","msg":"job.restore_failed"`));
+    expect(c.logs("supervisor")).toMatch(new RegExp(`"job":"${bad}","reason":"job ${bad} step 0: missing task chunk [^"]+","heldSlots":\\["node-1:0"\\],"msg":"job.restore_failed"`));
 
     const shown = await c.muster(["show", "job", bad]);
     expect(shown.code).not.toBe(0);
     expect(shown.stderr).toContain(`job ${bad} could not be restored from its stored record (job ${bad} step 0: missing task chunk`);
     expect((await c.showJob(good)).state).toBe("COMPLETED");
+    // Its task may still run: its slot stays taken (1 of node-1's 2).
+    const nodes = JSON.parse((await c.muster(["nodes", "--json"])).stdout) as { node: string; runningTasks: number }[];
+    expect(nodes.find((n) => n.node === "node-1")?.runningTasks).toBe(1);
     // The damaged job's task exit (at ~3 s) is kept in the dead-letter stream, not applied.
     const dlq = await waitFor(
       async () => {
@@ -366,6 +369,14 @@ describe("a job record damaged while the supervisor is down", () => {
     // New jobs run as usual.
     const after = await c.muster(["run", "-n", "1", "--", "sh", "-c", "exit 3"], { timeoutMs: 20_000 });
     expect(after.code, after.stderr).toBe(3);
+    // Two tasks do not fit beside the slot the damaged job holds: the job waits for resources.
+    const waiting = c.start(["run", "-v", "-n", "2", "--", "true"]);
+    const w = await jobIdOf(waiting);
+    await new Promise((r) => setTimeout(r, 1000));
+    const view = await c.showJob(w);
+    expect([view.state, view.reason]).toEqual(["PENDING", "Resources"]);
+    expect((await c.muster(["kill", w])).code).toBe(0);
+    await waiting.done;
     run.proc.kill("SIGKILL");
   }, 60_000);
 });

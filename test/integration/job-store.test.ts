@@ -53,7 +53,7 @@ describe("JobStore", () => {
     const rand = prng(7);
     let table = createTaskTable(N);
     let seq = 0;
-    const save = () => store.save("9", { m: 1 }, ++seq, { value: "running" }, new Map([["0", snapshotOf(table)]]));
+    const save = () => store.save("9", { m: 1 }, ++seq, { value: "running", context: {} }, new Map([["0", snapshotOf(table)]]));
     await save();
     const first = await recordOf(kv, "9");
     expect(first.steps["0"]!.chunkKeys).toHaveLength(Math.ceil(N / 1024));
@@ -96,7 +96,7 @@ describe("JobStore", () => {
     let table = createTaskTable(5000);
     const store = new JobStore(kv);
     let seq = 0;
-    const save = (s: JobStore) => s.save("10", {}, ++seq, {}, new Map([["0", snapshotOf(table)]]));
+    const save = (s: JobStore) => s.save("10", {}, ++seq, { value: "running", context: {} }, new Map([["0", snapshotOf(table)]]));
     await save(store);
     const change = (ranks: number[], code: number) => {
       const w = new TaskTableWriter(table);
@@ -132,10 +132,10 @@ describe("JobStore", () => {
   it("loads every job it can read back whole and names the damaged ones, leaving their keys as stored", async () => {
     const store = new JobStore(kv);
     const tableOf = (n: number) => new Map([["0", snapshotOf(createTaskTable(n))]]);
-    await store.save("20", { m: "ok" }, 1, { value: "running" }, tableOf(3000));
-    await store.save("21", { m: "chunk lost" }, 2, { value: "running" }, tableOf(3000));
-    await store.save("22", { m: "bad delta" }, 3, { value: "running" }, tableOf(10));
-    await store.save("23", { m: "not JSON" }, 4, { value: "running" }, tableOf(10));
+    await store.save("20", { m: "ok" }, 1, { value: "running", context: {} }, tableOf(3000));
+    await store.save("21", { m: "chunk lost" }, 2, { value: "running", context: {} }, tableOf(3000));
+    await store.save("22", { m: "bad delta" }, 3, { value: "running", context: {} }, tableOf(10));
+    await store.save("23", { m: "not JSON" }, 4, { value: "running", context: {} }, tableOf(10));
     const lost = (await recordOf(kv, "21")).steps["0"]!.chunkKeys[1]!;
     await kv.purge(lost);
     const rec22 = await recordOf(kv, "22");
@@ -143,10 +143,19 @@ describe("JobStore", () => {
     await kv.put(badDelta, JSON.stringify([[5000, { state: "exited" }]]));
     await kv.put("job.22", JSON.stringify({ ...rec22, steps: { "0": { ...rec22.steps["0"]!, deltaKeys: [badDelta] } } }));
     await kv.put("job.23", "{not json");
+    const rec20 = await recordOf(kv, "20");
+    await kv.put("job.24", JSON.stringify({ ...rec20, jobId: "24", meta: undefined }));
+    const short = "chunk.25.0.0.999";
+    await kv.put(short, JSON.stringify([]));
+    await kv.put("job.25", JSON.stringify({ ...rec20, jobId: "25", steps: { "0": { ...rec20.steps["0"]!, chunkKeys: [short, ...rec20.steps["0"]!.chunkKeys.slice(1)] } } }));
     const before = await keysOf(kv);
 
     const damaged = new Map<string, string>();
-    const loaded = await new JobStore(kv).loadAll<{ m: string }>((job, reason) => damaged.set(job, reason));
+    const raws = new Map<string, unknown>();
+    const loaded = await new JobStore(kv).loadAll<{ m: string }>((job, reason, raw) => {
+      damaged.set(job, reason);
+      raws.set(job, raw);
+    });
     const ids = loaded.map((l) => l.record.jobId);
     expect(ids).toContain("20");
     expect(ids).not.toContain("21");
@@ -156,7 +165,14 @@ describe("JobStore", () => {
     expect(damaged.get("21")).toBe(`job 21 step 0: missing task chunk ${lost}`);
     expect(damaged.get("22")).toBe(`job 22 step 0: task delta ${badDelta} holds rank 5000, outside the step`);
     expect(damaged.get("23")).toMatch(/^record job\.23 is not JSON: /);
+    expect(damaged.get("24")).toBe("record job.24 has no meta");
+    expect(damaged.get("25")).toBe(`job 25 step 0: task chunk ${short} holds 0 records, not the step's 1024`);
+    expect(ids).not.toContain("24");
+    expect(ids).not.toContain("25");
     expect(damaged.has("20")).toBe(false);
+    // What could be read of a damaged record is handed over (the supervisor keeps its slots taken).
+    expect((raws.get("21") as { meta: unknown }).meta).toEqual({ m: "chunk lost" });
+    expect(raws.get("23")).toBeUndefined();
     // Nothing was written or removed by loading.
     expect(await keysOf(kv)).toEqual(before);
   }, 60_000);
