@@ -1021,7 +1021,12 @@ class SupervisorService implements Supervisor {
           failedNode: p.end.failedNodes[0],
         });
         log.info({ state: p.end.state, reason: p.end.reason, exitCode: p.end.exitCode }, "step.ended");
-        host.sendJob({ type: "STEP_ENDED", step: e.step, end: p.end });
+        try {
+          host.sendJob({ type: "STEP_ENDED", step: e.step, end: p.end });
+        } catch (err) {
+          // As for a step machine that throws: the job stops being saved, so a restart replays it.
+          this.breakJob(host, `the job machine failed on step ${e.step}'s end: ${(err as Error).message}`);
+        }
         break;
       }
     }
