@@ -17,9 +17,8 @@ import { main as clientMain } from "../src/cli/main.js";
 import { createLogger } from "../src/logger.js";
 import { Client } from "../src/cli/client.js";
 import type { NodeView } from "../src/protocol/index.js";
-import { runAgent } from "./agent/main.js";
-import { DEFAULT_INSPECTOR_PORT, createInspector } from "./inspector/index.js";
-import { createSupervisor } from "./supervisor/index.js";
+// The services themselves are imported by the command that runs them: an agent loads neither the
+// supervisor (its machines) nor the inspector (charts, the page), which keeps its footprint small.
 
 const BIN = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../bin/muster.js");
 
@@ -34,14 +33,17 @@ export async function runService(name: string, args: ParsedArgs, config: Config,
     case "agent": {
       const node = args.options.node;
       if (typeof node !== "string" || !/^[A-Za-z0-9_-]{1,128}$/.test(node)) throw new MusterError("USAGE", "agent: --node NAME is required ([A-Za-z0-9_-])");
+      const { runAgent } = await import("./agent/main.js");
       return runAgent({ config, node, slots: args.options.slots as number | undefined });
     }
-    case "inspect":
+    case "inspect": {
+      const { DEFAULT_INSPECTOR_PORT } = await import("./inspector/index.js");
       return runInspector(config, {
         port: (args.options.port as number | undefined) ?? DEFAULT_INSPECTOR_PORT,
         host: args.options.host as string | undefined,
         stately: Boolean(args.options.stately),
       });
+    }
     case "up":
       return up(config, env, (args.options.agents as number | undefined) ?? 2, args.options.slots as number | undefined, Boolean(args.options.demo));
     default:
@@ -51,6 +53,7 @@ export async function runService(name: string, args: ParsedArgs, config: Config,
 
 async function runSupervisor(config: Config, operators: string): Promise<number> {
   const logger = createLogger({ level: config.logLevel, name: "muster" });
+  const { createSupervisor } = await import("./supervisor/index.js");
   const sup = createSupervisor({ config, logger, operators: operators.split(",").map((s) => s.trim()).filter(Boolean) });
   await sup.start();
   await new Promise<void>((done) => {
@@ -65,6 +68,7 @@ async function runSupervisor(config: Config, operators: string): Promise<number>
 /** `muster inspect`: serves the inspector page until SIGINT/SIGTERM; prints its URL on stdout. */
 async function runInspector(config: Config, opts: { port: number; host?: string; stately: boolean }): Promise<number> {
   const logger = createLogger({ level: config.logLevel, name: "muster" });
+  const { createInspector } = await import("./inspector/index.js");
   const inspector = createInspector({ config, logger, ...opts });
   const url = await inspector.start();
   process.stdout.write(`${url}\n`);

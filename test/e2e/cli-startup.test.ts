@@ -43,7 +43,7 @@ afterAll(() => {
 });
 
 /** Runs the binary with the hook; resolves with its exit status and the URL of every module it resolved. */
-function loadedModules(args: readonly string[]): Promise<{ code: number | null; stderr: string; urls: string[] }> {
+function loadedModules(args: readonly string[], killAfterMs?: number): Promise<{ code: number | null; stderr: string; urls: string[] }> {
   const log = join(dir, `modules-${++runs}.txt`);
   const p = spawn(process.execPath, ["--import", dataUrl(REGISTER), MUSTER_BIN, ...args], {
     // Nothing listens on port 1: a command that connects fails at once.
@@ -52,9 +52,14 @@ function loadedModules(args: readonly string[]): Promise<{ code: number | null; 
   });
   let stderr = "";
   p.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  // A service keeps trying to connect: stop it once it has had the time to load what it runs with.
+  const timer = killAfterMs === undefined ? undefined : setTimeout(() => p.kill("SIGKILL"), killAfterMs);
   return new Promise((done, fail) => {
     p.once("error", fail);
-    p.once("close", (code) => done({ code, stderr, urls: existsSync(log) ? readFileSync(log, "utf8").split("\n").filter(Boolean) : [] }));
+    p.once("close", (code) => {
+      clearTimeout(timer);
+      done({ code, stderr, urls: existsSync(log) ? readFileSync(log, "utf8").split("\n").filter(Boolean) : [] });
+    });
   });
 }
 
@@ -91,6 +96,12 @@ describe("a command loads what it runs with, and no more", () => {
     expect(r.urls.some((u) => u.includes("/node_modules/zod/"))).toBe(true);
     expect(r.urls.some((u) => u.includes("/node_modules/@nats-io/transport-node/"))).toBe(true);
     expect(r.urls.filter((u) => /\/node_modules\/(pino|pino-pretty|xstate)\/|\/dist\/(services|machines|src\/charts)\//.test(u))).toEqual([]);
+  });
+
+  it("muster agent: the agent, but not the supervisor, the inspector, the machines or xstate", async () => {
+    const r = await loadedModules(["agent", "--node", "n1"], 4000);
+    expect(r.urls.some((u) => u.includes("/dist/services/agent/agent.service.js"))).toBe(true);
+    expect(r.urls.filter((u) => /\/node_modules\/xstate\/|\/dist\/(services\/(supervisor|inspector)|machines|src\/charts)\//.test(u))).toEqual([]);
   });
 
   it("muster chart task: the state charts and xstate", async () => {
