@@ -62,97 +62,89 @@ export interface JobMeta {
   readonly alloc?: readonly Placement[];
 }
 
-/** A step's snapshot, in the shape of the step machine's XState snapshot. */
-export interface StepSnapshot {
+/** A machine's snapshot, in the shape of an XState snapshot of it. */
+export interface HostedSnapshot<V extends string, C, O> {
   readonly status: "active" | "done";
-  readonly value: StepStateName;
-  readonly context: StepContext;
-  readonly output: StepEnd | undefined;
+  readonly value: V;
+  readonly context: C;
+  readonly output: O | undefined;
+}
+
+/** A machine stated as pure functions: its one action's rules and its eventless transitions. */
+interface PureMachine<C extends { readonly end?: O }, E, F, V extends string, O> {
+  /** The machine's one action: the next context and the effects it enqueues, in order. */
+  apply(context: C, event: E): { context: C; effects: F[] };
+  /** Where its `always` transitions lead from `value` with `context`. */
+  settle(value: V, context: C): V;
+  isFinal(value: V): boolean;
 }
 
 /**
- * One step of `machines/step.machine.ts`, run without an interpreter: `applyStepEvent` (the
- * machine's one action) then `settleStepState` (its eventless transitions), effects handed to the
- * sink in the order the machine enqueues them; events after a final state are ignored, as by an
- * XState actor that is done. Snapshots persist and restore in XState's format, so either can read
- * the other's. test/unit/step-host.test.ts checks it against the XState actor.
+ * A machine of `machines/` run without an interpreter: its rules (`apply*Event`, the machine's one
+ * action) then its eventless transitions (`settle*State`), effects handed to the sink in the order
+ * the machine enqueues them; events after a final state are ignored, as by an XState actor that is
+ * done. Snapshots persist and restore in XState's format, so either can read the other's.
+ * test/unit/step-host.test.ts and job-host.test.ts check each against its XState actor.
  */
-export class HostedStep {
-  private snap: StepSnapshot;
+class HostedMachine<C extends { readonly end?: O }, E, F, V extends string, O> {
+  private snap: HostedSnapshot<V, C, O>;
 
-  constructor(input: StepInput | undefined, private readonly sink: (e: StepEffect) => void, snapshot?: Record<string, unknown>) {
+  constructor(
+    private readonly machine: PureMachine<C, E, F, V, O>,
+    initial: () => C,
+    private readonly sink: (e: F) => void,
+    snapshot?: Record<string, unknown>,
+  ) {
     if (snapshot) {
-      const s = snapshot as unknown as StepSnapshot;
+      const s = snapshot as unknown as HostedSnapshot<V, C, O>;
       this.snap = { status: s.status, value: s.value, context: s.context, output: s.output };
     } else {
-      const context = initialStepContext(input!);
-      this.snap = { status: "active", value: settleStepState("pending", context), context, output: undefined };
+      const context = initial();
+      this.snap = { status: "active", value: machine.settle("pending" as V, context), context, output: undefined };
     }
   }
 
-  getSnapshot(): StepSnapshot {
+  getSnapshot(): HostedSnapshot<V, C, O> {
     return this.snap;
   }
 
-  send(event: StepEvent): void {
+  send(event: E): void {
     if (this.snap.status !== "active") return;
-    const { context, effects } = applyStepEvent(this.snap.context, event);
-    const value = settleStepState(this.snap.value, context);
-    const done = isStepFinal(value);
+    const { context, effects } = this.machine.apply(this.snap.context, event);
+    const value = this.machine.settle(this.snap.value, context);
+    const done = this.machine.isFinal(value);
     if (context !== this.snap.context || value !== this.snap.value) this.snap = { status: done ? "done" : "active", value, context, output: done ? context.end : undefined };
     for (const effect of effects) this.sink(effect);
   }
 
-  /** The persisted snapshot, as XState's `getPersistedSnapshot()` of the step machine gives it (the task table shared, not copied). */
+  /** The persisted snapshot, as XState's `getPersistedSnapshot()` gives it (the context shared, not copied). */
   persisted(): Record<string, unknown> {
     const { status, value, context, output } = this.snap;
     return { status, value, historyValue: {}, context, children: {}, output, error: undefined };
+  }
+}
+
+/** A step's snapshot, in the shape of the step machine's XState snapshot. */
+export type StepSnapshot = HostedSnapshot<StepStateName, StepContext, StepEnd>;
+
+const STEP: PureMachine<StepContext, StepEvent, StepEffect, StepStateName, StepEnd> = { apply: applyStepEvent, settle: settleStepState, isFinal: isStepFinal };
+
+/** One step of `machines/step.machine.ts` (`input` is unused when restoring from `snapshot`). */
+export class HostedStep extends HostedMachine<StepContext, StepEvent, StepEffect, StepStateName, StepEnd> {
+  constructor(input: StepInput | undefined, sink: (e: StepEffect) => void, snapshot?: Record<string, unknown>) {
+    super(STEP, () => initialStepContext(input!), sink, snapshot);
   }
 }
 
 /** A job's snapshot, in the shape of the job machine's XState snapshot. */
-export interface JobSnapshot {
-  readonly status: "active" | "done";
-  readonly value: JobStateName;
-  readonly context: JobContext;
-  readonly output: JobEnd | undefined;
-}
+export type JobSnapshot = HostedSnapshot<JobStateName, JobContext, JobEnd>;
 
-/**
- * The job of `machines/job.machine.ts`, run without an interpreter like `HostedStep`:
- * `applyJobEvent` then `settleJobState`, effects in the machine's order, events after a final state
- * ignored. test/unit/job-host.test.ts checks it against the XState actor.
- */
-export class HostedJob {
-  private snap: JobSnapshot;
+const JOB: PureMachine<JobContext, JobEvent, JobEffect, JobStateName, JobEnd> = { apply: applyJobEvent, settle: settleJobState, isFinal: isJobFinal };
 
-  constructor(input: JobInput, private readonly sink: (e: JobEffect) => void, snapshot?: Record<string, unknown>) {
-    if (snapshot) {
-      const s = snapshot as unknown as JobSnapshot;
-      this.snap = { status: s.status, value: s.value, context: s.context, output: s.output };
-    } else {
-      const context = initialJobContext(input);
-      this.snap = { status: "active", value: settleJobState("pending", context), context, output: undefined };
-    }
-  }
-
-  getSnapshot(): JobSnapshot {
-    return this.snap;
-  }
-
-  send(event: JobEvent): void {
-    if (this.snap.status !== "active") return;
-    const { context, effects } = applyJobEvent(this.snap.context, event);
-    const value = settleJobState(this.snap.value, context);
-    const done = isJobFinal(value);
-    if (context !== this.snap.context || value !== this.snap.value) this.snap = { status: done ? "done" : "active", value, context, output: done ? context.end : undefined };
-    for (const effect of effects) this.sink(effect);
-  }
-
-  /** The persisted snapshot, as XState's `getPersistedSnapshot()` of the job machine gives it. */
-  persisted(): Record<string, unknown> {
-    const { status, value, context, output } = this.snap;
-    return { status, value, historyValue: {}, context, children: {}, output, error: undefined };
+/** The job of `machines/job.machine.ts`. */
+export class HostedJob extends HostedMachine<JobContext, JobEvent, JobEffect, JobStateName, JobEnd> {
+  constructor(input: JobInput, sink: (e: JobEffect) => void, snapshot?: Record<string, unknown>) {
+    super(JOB, () => initialJobContext(input), sink, snapshot);
   }
 }
 

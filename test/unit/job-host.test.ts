@@ -9,6 +9,7 @@ import { createActor } from "xstate";
 import { jobMachine, type JobEffect, type JobEvent, type JobInput } from "../../machines/job.machine.js";
 import { stepMachine, type StepEnd, type StepEvent } from "../../machines/step.machine.js";
 import { HostedJob, JobHost, type JobMeta } from "../../services/supervisor/job-host.js";
+import { sendToBoth } from "./hosted-compare.js";
 import { pick, prng } from "./machines/helpers.js";
 
 const META: JobMeta = {
@@ -115,21 +116,7 @@ describe("HostedJob", () => {
       const hosted = new HostedJob(input, (e) => ours.push(e));
       expect(hosted.getSnapshot().value).toBe(actor.getSnapshot().value);
       for (const event of randomJobEvents(rand, kind)) {
-        if (actor.getSnapshot().status === "done") {
-          const before = hosted.getSnapshot();
-          hosted.send(event);
-          expect(hosted.getSnapshot()).toBe(before);
-          continue;
-        }
-        actor.send(event);
-        hosted.send(event);
-        const a = actor.getSnapshot();
-        const b = hosted.getSnapshot();
-        expect([b.value, b.status]).toEqual([a.value, a.status]);
-        expect(b.context).toEqual(a.context);
-        expect(b.output).toEqual(a.output);
-        expect(ours).toEqual(theirs);
-        expect(JSON.parse(JSON.stringify(hosted.persisted()))).toEqual(JSON.parse(JSON.stringify(actor.getPersistedSnapshot())));
+        sendToBoth(actor, hosted, event, ours, theirs);
       }
       finals.add(String(actor.getSnapshot().value));
       // Restored from the XState actor's persisted snapshot, the hosted job has the same state.
