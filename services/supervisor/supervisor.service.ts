@@ -169,19 +169,14 @@ class SupervisorService implements Supervisor {
 
   private async restore(): Promise<void> {
     const damaged = (jobId: string, reason: string, record: unknown) => {
-      const held = heldSlotsOf(record);
+      const placements = heldSlotsOf(record);
+      const held = new Map<string, number>();
+      for (const p of placements) held.set(`${p.node}/${p.epoch}`, (held.get(`${p.node}/${p.epoch}`) ?? 0) + IdSet.parse(p.ranks).size);
       this.damaged.set(jobId, { reason, held });
-      this.log.error({ job: jobId, reason, heldSlots: held.map((p) => `${p.node}:${p.ranks}`) }, "job.restore_failed");
+      this.log.error({ job: jobId, reason, heldSlots: placements.map((p) => `${p.node}:${p.ranks}`) }, "job.restore_failed");
     };
     for (const { record, steps } of await this.store.loadAll<JobMeta>(damaged)) {
-      let host: JobHost;
-      try {
-        host = new JobHost(record.jobId, record.meta, (e) => this.effects.push(e), { job: record.job, steps, seq: record.seq });
-        host.persisted();
-      } catch (err) {
-        damaged(record.jobId, `record job.${record.jobId} does not restore: ${(err as Error).message}`, record);
-        continue;
-      }
+      const host = new JobHost(record.jobId, record.meta, (e) => this.effects.push(e), { job: record.job, steps, seq: record.seq });
       if (host.ended) {
         this.finished.set(record.jobId, host);
         continue;
@@ -201,7 +196,12 @@ class SupervisorService implements Supervisor {
    * stored for an operator; asking for one says why it cannot be shown, and its events are
    * dead-lettered (kept, not applied).
    */
-  private readonly damaged = new Map<string, { readonly reason: string; readonly held: readonly Placement[] }>();
+  private readonly damaged = new Map<string, { readonly reason: string; readonly held: ReadonlyMap<string, number> }>();
+
+  /** Adds the slots held by jobs that could not be restored to `counts` (by `node/epoch`): nobody knows better. */
+  private addDamagedSlots(counts: Map<string, number>): void {
+    for (const d of this.damaged.values()) for (const [key, n] of d.held) counts.set(key, (counts.get(key) ?? 0) + n);
+  }
   /** Finished jobs kept for queries (history is issue #5's; this keeps `show` working). */
   private readonly finished = new Map<string, JobHost>();
   /** Jobs waiting for slots, oldest first. */
@@ -391,13 +391,14 @@ class SupervisorService implements Supervisor {
   /** Online nodes with their free slots (total slots minus what started jobs hold). */
   private candidates(): CandidateNode[] {
     const used = new Map<string, number>();
-    const count = (p: Placement) => {
-      const key = `${p.node}/${p.epoch}`;
-      used.set(key, (used.get(key) ?? 0) + IdSet.parse(p.ranks).size);
-    };
-    for (const host of this.jobs.values()) for (const p of host.meta.alloc ?? []) count(p);
+    for (const host of this.jobs.values()) {
+      for (const p of host.meta.alloc ?? []) {
+        const key = `${p.node}/${p.epoch}`;
+        used.set(key, (used.get(key) ?? 0) + IdSet.parse(p.ranks).size);
+      }
+    }
     // A job that could not be restored may still have tasks running: its slots stay taken.
-    for (const d of this.damaged.values()) for (const p of d.held) count(p);
+    this.addDamagedSlots(used);
     return [...this.nodes.entries()]
       .filter(([, a]) => a.getSnapshot().value === "online")
       .map(([node, a]) => {
@@ -572,10 +573,8 @@ class SupervisorService implements Supervisor {
   /** Live tasks (launching, running, stopping) per node incarnation (`node/epoch`), in one pass over every live step. */
   private liveTasksByNode(): Map<string, number> {
     const counts = new Map<string, number>();
-    // What a job that could not be restored held counts as running: nobody knows better.
-    for (const d of this.damaged.values()) {
-      for (const p of d.held) counts.set(`${p.node}/${p.epoch}`, (counts.get(`${p.node}/${p.epoch}`) ?? 0) + IdSet.parse(p.ranks).size);
-    }
+    // What a job that could not be restored held counts as running.
+    this.addDamagedSlots(counts);
     for (const host of this.jobs.values()) {
       for (const step of host.steps.values()) {
         for (const t of allTasks(step.getSnapshot().context.tasks)) {
