@@ -78,10 +78,13 @@ function headings(markdown: string): Heading[] {
   return out;
 }
 
-/** The English headings a Chinese page carries, from its `<!-- en: … -->` markers. */
+/** The English headings a Chinese page carries, from the `<!-- en: … -->` markers on its heading lines. */
 function markers(markdown: string): string[] {
   const out: string[] = [];
-  for (const line of proseLines(markdown)) for (const m of line.matchAll(/<!--\s*en:\s*(.*?)\s*-->/g)) out.push(m[1]!);
+  for (const line of proseLines(markdown)) {
+    if (!/^#{1,6}\s/.test(line)) continue;
+    for (const m of line.matchAll(/<!--\s*en:\s*(.*?)\s*-->/g)) out.push(m[1]!);
+  }
   return out;
 }
 
@@ -141,6 +144,29 @@ describe("docs/zh mirrors the English pages", () => {
     });
   }
 
+  it("every link between Chinese pages names a page and a heading that exist", () => {
+    const pages = [...new Set(MIRRORS.map((m) => m.zh))];
+    const broken: string[] = [];
+    for (const from of pages) {
+      for (const line of proseLines(read(from))) {
+        for (const m of line.matchAll(/\]\(([^)\s]*?)(?:#([^)\s]*))?\)/g)) {
+          const [, file, frag] = m;
+          if (file!.includes("/") || (file !== "" && !file!.endsWith(".md"))) continue; // English pages and other files
+          const target = file === "" ? from : join("docs/zh", file!);
+          let text: string;
+          try {
+            text = read(target);
+          } catch {
+            broken.push(`${from}: ${m[0]}`);
+            continue;
+          }
+          if (frag !== undefined && !headings(text).some((h) => anchor(h.text) === decodeURIComponent(frag))) broken.push(`${from}: ${m[0]}`);
+        }
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+
   it("the English README links docs/zh/ and the Chinese README links back", () => {
     expect(read("README.md")).toMatch(/\]\(docs\/zh\/(README\.md)?\)/);
     expect(read("docs/zh/README.md")).toMatch(/\]\(\.\.\/\.\.\/README\.md\)/);
@@ -151,7 +177,7 @@ describe("the mirror check", () => {
   const en = ["# Page", "## Exit status", "text", "```sh", "## not a heading", "```", "### `--json` fields", "## Examples"].join("\n");
 
   it("names an English section the Chinese page lacks, and a marker whose English section is gone", () => {
-    const zh = ["# 页面", "## 退出状态 <!-- en: Exit status -->", "### `--json` 字段 <!-- en: `--json` fields -->", "## 旧节 <!-- en: Old section -->"].join("\n");
+    const zh = ["# 页面", "## 退出状态 <!-- en: Exit status -->", "### `--json` 字段 <!-- en: `--json` fields -->", "## 旧节 <!-- en: Old section -->", "正文里的 <!-- en: Examples --> 不算标记。"].join("\n");
     expect(compareMirror(en, zh)).toEqual({ missing: ["Examples"], stale: ["Old section"], missingSections: [] });
   });
 
