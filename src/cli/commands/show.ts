@@ -14,7 +14,7 @@ import type { CommandContext } from "../specs.js";
 /** `muster show` from the command line: checks the id before connecting. */
 export async function showMain(args: ParsedArgs, config: Config, ctx: CommandContext): Promise<number> {
   const p = args.positionals;
-  if ((p[0] !== "job" && p[0] !== "step") || !p[1] || p.length > 2) throw new MusterError("USAGE", "show: expected 'show job JOB[.STEP]' or 'show step JOB[.STEP]'");
+  if ((p[0] !== "job" && p[0] !== "step") || !p[1] || p.length > 2) throw new MusterError("USAGE", "show: expected 'show job ID' (ID: JOB or JOB.STEP) or 'show step JOB[.STEP]'");
   const what = p[0];
   const id = parseJobStepId(p[1], `show ${what}`);
   const json = Boolean(args.options.json);

@@ -110,6 +110,9 @@ export function parseQueueSelection(args: ParsedArgs, me: string): TableSelectio
 export function parseHistorySelection(args: ParsedArgs, now: number): TableSelection {
   const o = args.options;
   const states = o.state === undefined ? undefined : parseStates(String(o.state), "history", "--state");
+  const live = states?.filter((st) => (LIVE_STATES as readonly string[]).includes(st)) ?? [];
+  // `-s all` means every state history can hold; a live state named on its own is a mistake worth saying.
+  if (live.length && live.length < LIVE_STATES.length) throw new MusterError("USAGE", `history: --state ${live.join(",")}: history lists ended jobs; see pending and running ones with muster queue -t ${live.join(",")}`);
   if (o.starttime !== undefined && o.since !== undefined) throw new MusterError("USAGE", "history: give --starttime or --since, not both");
   const startText = o.starttime ?? o.since;
   const start = startText === undefined ? undefined : parseSlurmTime(String(startText), now, "history", o.starttime !== undefined ? "--starttime" : "--since");

@@ -14,7 +14,7 @@ export async function watchMain(args: ParsedArgs, config: Config, ctx: CommandCo
   const p = args.positionals;
   const json = Boolean(args.options.json);
   const out = ctx.out;
-  if (p.length !== 1) throw new MusterError("USAGE", "watch: expected one id, JOB or JOB.STEP");
+  if (p.length !== 1) throw new MusterError("USAGE", "watch: expected one job id (JOB or JOB.STEP)");
   const target = parseJobStepId(p[0]!, "watch");
   // With a step id, only that step's messages are printed, and the watch ends when the step does.
   const step = target.step === undefined ? undefined : String(target.step);
