@@ -58,8 +58,10 @@ export async function killMain(args: ParsedArgs, config: Config, ctx: CommandCon
   return withClient(config, async (c) => {
     let targets: JobStepId[] = [...plan.ids];
     if (filtered) {
-      const jobs = (await c.request("query", { type: "query", v: 1, what: "jobs", filters: plan.user === undefined ? undefined : { user: plan.user } })) as JobView[];
-      const picked = jobs.filter((j) => matchesKillFilters(plan, j));
+      // Filters without -u and without ids act on your own jobs: an operator names -u to act on another's.
+      const user = plan.user ?? (plan.ids.length ? undefined : config.user);
+      const jobs = (await c.request("query", { type: "query", v: 1, what: "jobs", filters: user === undefined ? undefined : { user } })) as JobView[];
+      const picked = jobs.filter((j) => matchesKillFilters({ ...plan, user }, j));
       // With ids as well, only the ids whose job matches (scancel's rule); without, every matching job.
       targets = plan.ids.length ? plan.ids.filter((id) => picked.some((j) => j.jobId === id.job)) : picked.map((j) => ({ job: j.jobId }));
     }
