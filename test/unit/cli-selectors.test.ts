@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { parseArgs } from "../../src/cli/args.js";
+import { parseChartArgs } from "../../src/cli/commands/chart.js";
 import { matchesKillFilters, parseKill } from "../../src/cli/commands/kill.js";
 import { nodesOutput, parseNodeFields } from "../../src/cli/commands/nodes.js";
 import { parseHistorySelection, parseQueueSelection, selectRows, tableOutput } from "../../src/cli/commands/tables.js";
@@ -40,6 +41,13 @@ describe("job and step ids", () => {
 
   it("anything else is a one-line usage error naming the command and the id", () => {
     for (const bad of ["", "1.x", "1.0.0", "a*b", "1.", ".0", "1,2", "x".repeat(129)]) usage(() => parseJobStepId(bad, "watch"), /^watch: bad job id ".*": expected JOB or JOB\.STEP/);
+  });
+
+  it("chart --job 12.0 is --job 12 --step 0; a second step is refused", () => {
+    expect(parseChartArgs(args("chart", ["--job", "12.0", "--rank", "1"]))).toEqual({ kind: "job", job: "12", step: "0", rank: 1, format: "text" });
+    expect(parseChartArgs(args("chart", ["--job", "12.batch"]))).toMatchObject({ job: "12", step: "batch" });
+    usage(() => parseChartArgs(args("chart", ["--job", "12.0", "--step", "1"])), /^chart: --job 12\.0 names a step already; drop --step$/);
+    usage(() => parseChartArgs(args("chart", ["--job", "12.x"])), /^chart: bad job id "12\.x"/);
   });
 
   it("where steps make no sense, a step id says so", () => {
