@@ -104,7 +104,7 @@ export const HISTORY_OPTIONS: readonly OptionSpec[] = [
   ...TABLE_OPTIONS,
   { name: "noheader", short: "n", type: "boolean", help: "no header line" },
   { name: "jobs", short: "j", type: "string", arg: "JOB[.STEP],...", help: "only these jobs; JOB.STEP: only that step's row" },
-  { name: "state", short: "s", type: "string", arg: "STATE,...", help: `only jobs in these states (${STATE_HELP})` },
+  { name: "state", short: "s", type: "string", arg: "STATE,...", help: "only jobs in these states (COMPLETED,FAILED,CANCELLED,TIMEOUT,NODE_FAIL or CD,F,CA,TO,NF, any case)" },
   { name: "starttime", short: "S", type: "string", arg: "TIME", help: "only jobs that ended at or after TIME (YYYY-MM-DD[THH:MM[:SS]] UTC, HH:MM[:SS], now-2hours, -30m, -2h, -1d)" },
   { name: "since", type: "string", arg: "TIME", help: "the same as --starttime" },
   { name: "endtime", short: "E", type: "string", arg: "TIME", help: "only jobs submitted at or before TIME (formats as --starttime)" },
@@ -129,7 +129,7 @@ export const KILL_OPTIONS: readonly OptionSpec[] = [
   { name: "signal", short: "s", type: "string", arg: "SIG", help: "send SIG (name or number: USR1, SIGUSR1, 10) instead of cancelling" },
   { name: "user", short: "u", type: "string", arg: "USER", help: "act on this user's jobs" },
   { name: "name", short: "n", type: "string", arg: "NAME", help: "act on jobs with this name" },
-  { name: "state", short: "t", type: "string", arg: "STATE", help: "act on jobs in these states only (PENDING, RUNNING, COMPLETING; PD, R, CG)" },
+  { name: "state", short: "t", type: "string", arg: "STATE,...", help: "act on jobs in these states only (PENDING, RUNNING, COMPLETING; PD, R, CG)" },
   { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL for this kill" },
 ];
 
@@ -166,7 +166,7 @@ export const COMMANDS: Readonly<Record<string, CommandDef>> = {
   watch: { summary: "print a job's (or one step's) state changes and notifications until it ends", usage: "muster watch JOB[.STEP] [--json]", options: [JSON_OPT] },
   kill: {
     summary: "cancel jobs or steps, or send them a signal (like scancel)",
-    usage: "muster kill [JOB[.STEP] ...] [-s SIG] [-u USER] [-n NAME] [-t STATE] [--kill-wait SEC]",
+    usage: "muster kill [JOB[.STEP] ...] [-s SIG] [-u USER] [-n NAME] [-t STATE,...] [--kill-wait SEC]",
     options: KILL_OPTIONS,
   },
   nodes: { summary: "list nodes, their state and slots (like sinfo)", usage: "muster nodes [--format F,...] [--parsable2] [--noheader] [--json]", options: NODES_OPTIONS },
