@@ -48,7 +48,7 @@ import {
   type SubmitRequest,
   type Subjects,
 } from "../../src/protocol/index.js";
-import { JobHost, runStateOf, type HostedEffect, type JobMeta } from "./job-host.js";
+import { JobHost, runStateOf, type HostedEffect, type JobMeta, type StepSpec } from "./job-host.js";
 import { checkRequest, fitsWhenIdle, neverFits, placeTasks, type CandidateNode } from "./placement.js";
 import { JobStore } from "./store.js";
 
@@ -226,7 +226,12 @@ class SupervisorService implements Supervisor {
     for (const msg of latest.values()) {
       if (msg.type !== "hello") continue;
       const bye = latest.get(`${msg.node}/bye`);
-      if (bye && bye.type === "bye" && bye.epoch === msg.epoch) continue;
+      if (bye && bye.type === "bye" && bye.epoch === msg.epoch) {
+        // It said bye before the restart: it stays in the node table as offline since then, as sinfo keeps a down node.
+        this.nodeEvent(msg.node, { type: "HELLO", epoch: msg.epoch, slots: msg.slots, at: msg.at });
+        this.nodeEvent(msg.node, { type: "BYE", epoch: msg.epoch, at: bye.at });
+        continue;
+      }
       // Heard of before the restart: assume alive as of now; heartbeats or their absence decide.
       this.nodeEvent(msg.node, { type: "HELLO", epoch: msg.epoch, slots: msg.slots, at: now });
       const draining = latest.get(`${msg.node}/draining`);
@@ -388,8 +393,8 @@ class SupervisorService implements Supervisor {
     return { job: host.id, step: Number(stepId), placement, state: "RUNNING" };
   }
 
-  /** Online nodes with their free slots (total slots minus what started jobs hold). */
-  private candidates(): CandidateNode[] {
+  /** Slots that started jobs hold, by node incarnation (`node/epoch`). */
+  private allocatedSlots(): Map<string, number> {
     const used = new Map<string, number>();
     for (const host of this.jobs.values()) {
       for (const p of host.meta.alloc ?? []) {
@@ -399,6 +404,12 @@ class SupervisorService implements Supervisor {
     }
     // A job that could not be restored may still have tasks running: its slots stay taken.
     this.addDamagedSlots(used);
+    return used;
+  }
+
+  /** Online nodes with their free slots (total slots minus what started jobs hold). */
+  private candidates(): CandidateNode[] {
+    const used = this.allocatedSlots();
     return [...this.nodes.entries()]
       .filter(([, a]) => a.getSnapshot().value === "online")
       .map(([node, a]) => {
@@ -505,7 +516,8 @@ class SupervisorService implements Supervisor {
         return [...this.finished.values()].filter((h) => req.filters?.user === undefined || h.meta.user === req.filters.user).map((h) => this.jobView(h, false));
       case "nodes": {
         const running = this.liveTasksByNode();
-        return [...this.nodes.values()].map((a) => this.nodeView(a, running)).sort((a, b) => compareNodeNames(a.node, b.node));
+        const allocated = this.allocatedSlots();
+        return [...this.nodes.values()].map((a) => this.nodeView(a, running, allocated)).sort((a, b) => compareNodeNames(a.node, b.node));
       }
     }
   }
@@ -516,9 +528,12 @@ class SupervisorService implements Supervisor {
     const snap = host.job.getSnapshot();
     const ctx = snap.context;
     const end = ctx.end;
-    const steps: StepView[] = [...host.steps.entries()].map(([id, a]) => this.stepView(id, a.getSnapshot(), withTasks));
-    const main = steps.find((s) => s.stepId === (host.meta.kind === "batch" ? "batch" : "0"));
+    const steps: StepView[] = [...host.steps.entries()].map(([id, a]) => this.stepView(id, a.getSnapshot(), withTasks, host.meta.steps[id]));
+    const mainId = host.meta.kind === "batch" ? BATCH_STEP : "0";
+    const main = steps.find((s) => s.stepId === mainId);
+    const spec = host.meta.steps[mainId];
     const state = runStateOf(snap.value, end);
+    const started = ctx.startedAt;
     return {
       jobId: host.id,
       name: host.meta.name,
@@ -534,11 +549,15 @@ class SupervisorService implements Supervisor {
       submittedAt: ctx.submittedAt,
       startedAt: ctx.startedAt,
       endedAt: end?.at,
+      ...(spec ? { argv: [...spec.argv], command: spec.argv.join(" "), workDir: spec.cwd } : {}),
+      ...(spec?.batch ? { stdOut: spec.batch.output, stdErr: spec.batch.error ?? spec.batch.output } : {}),
+      timeLimitSeconds: host.meta.policies.timeLimitSeconds,
+      runTimeSeconds: started === undefined ? 0 : Math.max(0, Math.floor(((end?.at ?? Date.now()) - started) / 1000)),
       steps,
     };
   }
 
-  private stepView(stepId: string, snap: { value: unknown; context: StepContext }, withTasks: boolean): StepView {
+  private stepView(stepId: string, snap: { value: unknown; context: StepContext }, withTasks: boolean, spec: StepSpec | undefined): StepView {
     const ctx = snap.context;
     const picture = stepPicture(ctx);
     const includeTasks = withTasks && ctx.ntasks <= VIEW_TASK_LIMIT;
@@ -553,6 +572,10 @@ class SupervisorService implements Supervisor {
       firstFailure: ctx.firstFailure,
       launchedAt: ctx.launchedAt,
       endedAt: ctx.end?.at,
+      ...(spec
+        ? { name: stepId === BATCH_STEP ? BATCH_STEP : spec.argv[0]!.split("/").pop() || spec.argv[0]!, argv: [...spec.argv], command: spec.argv.join(" "), workDir: spec.cwd }
+        : {}),
+      timeLimitSeconds: ctx.policies.timeLimitMs === undefined ? undefined : ctx.policies.timeLimitMs / 1000,
       tasks: includeTasks
         ? [...allTasks(ctx.tasks)].map((t) => ({
             rank: t.context.rank,
@@ -587,10 +610,11 @@ class SupervisorService implements Supervisor {
     return counts;
   }
 
-  private nodeView(a: NodeActor, live: ReadonlyMap<string, number>): NodeView {
+  private nodeView(a: NodeActor, live: ReadonlyMap<string, number>, allocated: ReadonlyMap<string, number>): NodeView {
     const snap = a.getSnapshot();
     const c = snap.context;
     const running = live.get(`${c.node}/${c.epoch}`) ?? 0;
+    const held = allocated.get(`${c.node}/${c.epoch}`) ?? 0;
     return {
       node: c.node,
       state: snap.value as NodeStateName,
@@ -600,6 +624,8 @@ class SupervisorService implements Supervisor {
       since: c.since,
       lastSeenAt: c.lastSeenAt,
       runningTasks: running,
+      allocatedSlots: held,
+      idleSlots: snap.value === "online" ? Math.max(0, c.slots - held) : 0,
     };
   }
 

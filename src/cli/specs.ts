@@ -4,7 +4,6 @@
  * usage errors are answered from it alone; a command's own module is imported only when it runs.
  */
 import type { Config } from "../config.js";
-import { FINAL_STATES } from "../exit-status/index.js";
 import { CONNECTION_OPTIONS, renderOptions, type OptionSpec, type ParsedArgs } from "./args.js";
 
 /** Version printed by `muster --version`. */
@@ -73,6 +72,9 @@ export const TABLE_FIELDS = [
   "NodeList",
   "NTasks",
   "FailedNode",
+  "Command",
+  "WorkDir",
+  "TimeLimit",
 ] as const;
 /** A column of `muster queue` and `muster history`. */
 export type TableField = (typeof TABLE_FIELDS)[number];
@@ -81,20 +83,54 @@ export type TableField = (typeof TABLE_FIELDS)[number];
 const TABLE_OPTIONS: readonly OptionSpec[] = [
   { name: "format", short: "o", type: "string", arg: "FIELD,...", help: `columns: ${TABLE_FIELDS.join(",")}` },
   { name: "parsable2", short: "P", type: "boolean", help: "'|'-separated output, no trailing '|'" },
-  { name: "noheader", type: "boolean", help: "no header line" },
   { name: "json", type: "boolean", help: "print JSON: an array of job objects (docs/cli.md)" },
   { name: "user", short: "u", type: "string", arg: "USER", help: "only this user's jobs" },
 ];
 
+/** States as Slurm abbreviates them, for help. */
+const STATE_HELP = "full names or PD,R,CG,CD,F,CA,TO,NF, any case; all";
+
 /** Options of `muster queue`. */
-export const QUEUE_OPTIONS: readonly OptionSpec[] = TABLE_OPTIONS;
+export const QUEUE_OPTIONS: readonly OptionSpec[] = [
+  ...TABLE_OPTIONS,
+  { name: "noheader", type: "boolean", help: "no header line" },
+  { name: "jobs", short: "j", type: "string", arg: "JOB,...", help: "only these jobs" },
+  { name: "states", short: "t", type: "string", arg: "STATE,...", help: `only jobs in these states (default PENDING,RUNNING,COMPLETING; ${STATE_HELP})` },
+  { name: "me", type: "boolean", help: "only your own jobs (MUSTER_USER)" },
+];
 
 /** Options of `muster history`. */
 export const HISTORY_OPTIONS: readonly OptionSpec[] = [
   ...TABLE_OPTIONS,
-  { name: "state", short: "s", type: "string", arg: "STATE,...", help: `only jobs in these states (${FINAL_STATES.join(",")})` },
-  { name: "since", short: "S", type: "string", arg: "TIME", help: "only jobs that ended at or after TIME (ISO date/time, or -30m, -2h, -1d)" },
-  { name: "jobs", short: "j", type: "string", arg: "JOB,...", help: "only these jobs" },
+  { name: "noheader", short: "n", type: "boolean", help: "no header line" },
+  { name: "jobs", short: "j", type: "string", arg: "JOB[.STEP],...", help: "only these jobs; JOB.STEP: only that step's row" },
+  { name: "state", short: "s", type: "string", arg: "STATE,...", help: "only jobs in these states (COMPLETED,FAILED,CANCELLED,TIMEOUT,NODE_FAIL or CD,F,CA,TO,NF, any case)" },
+  { name: "starttime", short: "S", type: "string", arg: "TIME", help: "only jobs that ended at or after TIME (YYYY-MM-DD[THH:MM[:SS]] UTC, HH:MM[:SS], now-2hours, -30m, -2h, -1d)" },
+  { name: "since", type: "string", arg: "TIME", help: "the same as --starttime" },
+  { name: "endtime", short: "E", type: "string", arg: "TIME", help: "only jobs submitted at or before TIME (formats as --starttime)" },
+  { name: "allocations", short: "X", type: "boolean", help: "job rows only, no step rows" },
+];
+
+/** The columns of `muster nodes` (`--format`, matched without regard to case), in help order. */
+export const NODE_FIELDS = ["Node", "State", "Reason", "Alloc", "Idle", "Total", "Running", "Since", "LastSeen", "Epoch"] as const;
+/** A column of `muster nodes`. */
+export type NodeField = (typeof NODE_FIELDS)[number];
+
+/** Options of `muster nodes`. */
+export const NODES_OPTIONS: readonly OptionSpec[] = [
+  { name: "format", short: "o", type: "string", arg: "FIELD,...", help: `columns: ${NODE_FIELDS.join(",")}` },
+  { name: "parsable2", short: "P", type: "boolean", help: "'|'-separated output, no trailing '|'" },
+  { name: "noheader", type: "boolean", help: "no header line" },
+  { name: "json", type: "boolean", help: "print JSON: an array of node objects (docs/cli.md)" },
+];
+
+/** Options of `muster kill`. */
+export const KILL_OPTIONS: readonly OptionSpec[] = [
+  { name: "signal", short: "s", type: "string", arg: "SIG", help: "send SIG (name or number: USR1, SIGUSR1, 10) instead of cancelling" },
+  { name: "user", short: "u", type: "string", arg: "USER", help: "act on this user's jobs" },
+  { name: "name", short: "n", type: "string", arg: "NAME", help: "act on jobs with this name" },
+  { name: "state", short: "t", type: "string", arg: "STATE,...", help: "act on jobs in these states only (PENDING, RUNNING, COMPLETING; PD, R, CG)" },
+  { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL for this kill" },
 ];
 
 /** Options of `muster chart`. */
@@ -116,23 +152,24 @@ export const COMMANDS: Readonly<Record<string, CommandDef>> = {
     options: BATCH_OPTIONS,
     stopAtPositional: true,
   },
-  queue: { summary: "list pending and running jobs (like squeue)", usage: "muster queue [--format F,...] [--parsable2] [--noheader] [--json]", options: QUEUE_OPTIONS },
+  queue: {
+    summary: "list pending and running jobs (like squeue)",
+    usage: "muster queue [-j JOB,...] [-t STATE,...] [-u USER | --me] [--format F,...] [--parsable2] [--noheader] [--json]",
+    options: QUEUE_OPTIONS,
+  },
   history: {
     summary: "list finished jobs and their steps (like sacct)",
-    usage: "muster history [-j JOB,...] [--state S,...] [--since TIME] [--user U] [--format F,...] [--parsable2] [--noheader] [--json]",
+    usage: "muster history [-j JOB[.STEP],...] [-s STATE,...] [-S TIME] [-E TIME] [-u USER] [-X] [--format F,...] [--parsable2] [-n] [--json]",
     options: HISTORY_OPTIONS,
   },
-  show: { summary: "show a job, its steps and tasks (like scontrol show job)", usage: "muster show job ID [--json]", options: [JSON_OPT] },
-  watch: { summary: "print a job's state changes and notifications until it ends", usage: "muster watch JOB [--json]", options: [JSON_OPT] },
+  show: { summary: "show a job, its steps and tasks, or one step (like scontrol show job|step)", usage: "muster show job|step JOB[.STEP] [--json]", options: [JSON_OPT] },
+  watch: { summary: "print a job's (or one step's) state changes and notifications until it ends", usage: "muster watch JOB[.STEP] [--json]", options: [JSON_OPT] },
   kill: {
-    summary: "cancel a job or step, or send it a signal (like scancel)",
-    usage: "muster kill JOB[.STEP] [--signal SIG] [--kill-wait SEC]",
-    options: [
-      { name: "signal", type: "string", arg: "SIG", help: "send SIG (name or number) instead of cancelling" },
-      { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL for this kill" },
-    ],
+    summary: "cancel jobs or steps, or send them a signal (like scancel)",
+    usage: "muster kill [JOB[.STEP] ...] [-s SIG] [-u USER] [-n NAME] [-t STATE,...] [--kill-wait SEC]",
+    options: KILL_OPTIONS,
   },
-  nodes: { summary: "list nodes and their state (like sinfo)", usage: "muster nodes [--json]", options: [JSON_OPT] },
+  nodes: { summary: "list nodes, their state and slots (like sinfo)", usage: "muster nodes [--format F,...] [--parsable2] [--noheader] [--json]", options: NODES_OPTIONS },
   chart: {
     summary: "print a machine's state chart, or a job's, step's or task's with its current state lit",
     usage: "muster chart job|step|task|node [--format mermaid|svg|dot|json|text] | muster chart --job ID [--step S [--rank R]] [--format text|svg|...]",

@@ -43,6 +43,16 @@ export const StepViewSchema = z.object({
   firstFailure: z.object({ rank: RankSchema, node: z.string(), outcome: TaskOutcomeSchema, at: EpochMsSchema }).optional(),
   launchedAt: EpochMsSchema.optional(),
   endedAt: EpochMsSchema.optional(),
+  /** What sacct shows as a step's JobName: `batch` for the batch step, else the executable's name (argv[0] without its directory). */
+  name: z.string().optional(),
+  /** The command the step's tasks run. */
+  argv: z.array(z.string()).optional(),
+  /** `argv` joined with spaces, as `show` prints it (Command=). */
+  command: z.string().optional(),
+  /** The tasks' working directory. */
+  workDir: z.string().optional(),
+  /** The step's own time limit (`run -t` inside a batch job); absent: none (UNLIMITED). */
+  timeLimitSeconds: z.number().positive().optional(),
   /** Every task, unless the step is larger than the reply limit (then `tasksOmitted` is true). */
   tasks: z.array(TaskViewSchema),
   tasksOmitted: z.boolean(),
@@ -68,6 +78,20 @@ export const JobViewSchema = z.object({
   submittedAt: EpochMsSchema,
   startedAt: EpochMsSchema.optional(),
   endedAt: EpochMsSchema.optional(),
+  /** The main step's command (a batch job's: the script and its arguments). */
+  argv: z.array(z.string()).optional(),
+  /** `argv` joined with spaces (Command=). */
+  command: z.string().optional(),
+  /** The main step's working directory (WorkDir=). */
+  workDir: z.string().optional(),
+  /** A batch job's output file (StdOut=); absent for a `run` job, whose output goes to `muster run`. */
+  stdOut: z.string().optional(),
+  /** A batch job's error file (StdErr=): the output file unless `--error` named another. */
+  stdErr: z.string().optional(),
+  /** The job's time limit in seconds (TimeLimit=); absent: none (UNLIMITED). */
+  timeLimitSeconds: z.number().positive().optional(),
+  /** Whole seconds from start to end, or to the reply's time while it runs; 0 while it waits (RunTime=). */
+  runTimeSeconds: z.number().int().min(0).optional(),
   steps: z.array(StepViewSchema),
 });
 
@@ -81,6 +105,10 @@ export const NodeViewSchema = z.object({
   since: EpochMsSchema.optional(),
   lastSeenAt: EpochMsSchema.optional(),
   runningTasks: z.number().int().min(0),
+  /** Slots held by started jobs' allocations on this incarnation (sinfo's A of CPUS(A/I/O/T)). */
+  allocatedSlots: z.number().int().min(0).optional(),
+  /** Slots a job could take now: `slots - allocatedSlots` while online, else 0 (sinfo's I). */
+  idleSlots: z.number().int().min(0).optional(),
 });
 
 /** One task. */

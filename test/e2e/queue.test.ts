@@ -236,7 +236,7 @@ describe("history", () => {
       expect(r.stderr).toMatch(/^muster: error: [^\n]+\n$/);
     }
     expect(bad[0]!.stderr).toContain('unknown field "Bogus"');
-    expect(bad[1]!.stderr).toContain('unknown state "RUNNING"');
+    expect(bad[1]!.stderr).toContain("--state RUNNING: history lists ended jobs; see pending and running ones with muster queue -t RUNNING");
     expect(bad[2]!.stderr).toContain('unknown state "NOPE"');
     expect(bad[3]!.stderr).toContain('queue: unknown field "Nope"');
     expect(bad[4]!.stderr).toContain('bad time "yesterday"');

@@ -21,6 +21,7 @@ import { MusterError } from "../../errors.js";
 import type { JobView } from "../../protocol/index.js";
 import type { ParsedArgs } from "../args.js";
 import { withClient } from "../client.js";
+import { parseJobStepId } from "../selectors.js";
 import type { CommandContext } from "../specs.js";
 
 /** Output formats of `muster chart`. */
@@ -57,11 +58,15 @@ export function parseChartArgs(args: ParsedArgs): ChartRequest {
     return { kind: "machine", machine, format: (format ?? "mermaid") as ChartFormat };
   }
   if (p.length) throw new MusterError("USAGE", `chart: give a machine or --job, not both ("${p[0]}")`);
-  if (o.rank !== undefined && o.step === undefined) throw new MusterError("USAGE", "chart: --rank needs --step");
+  // `--job 12.0` is `--job 12 --step 0`.
+  const id = parseJobStepId(String(o.job), "chart");
+  if (id.step !== undefined && o.step !== undefined) throw new MusterError("USAGE", `chart: --job ${String(o.job)} names a step already; drop --step`);
+  const step = id.step !== undefined ? String(id.step) : o.step !== undefined ? String(o.step) : undefined;
+  if (o.rank !== undefined && step === undefined) throw new MusterError("USAGE", "chart: --rank needs --step");
   return {
     kind: "job",
-    job: String(o.job),
-    ...(o.step !== undefined ? { step: String(o.step) } : {}),
+    job: id.job,
+    ...(step !== undefined ? { step } : {}),
     ...(o.rank !== undefined ? { rank: Number(o.rank) } : {}),
     format: (format ?? "text") as ChartFormat,
   };
