@@ -3,7 +3,7 @@
  * to use instead, or why muster has no such thing. A flag a command does have never reaches this table.
  */
 
-/** Why a Slurm flag is not there, by flag as a user types it (`--mem`, `-c`); the long and short names share one text. */
+/** Why a Slurm flag is not there, by flag as a user types it (`--mem`, `-c`); flags of one kind share one answer. */
 const ANSWERS: readonly (readonly [flags: readonly string[], answer: string])[] = [
   [["-c", "--cpus-per-task"], "a task takes one slot; to leave several cores to each task, start agents with fewer slots (muster agent --slots N)"],
   [["--mem", "--mem-per-cpu", "--mem-per-gpu"], "muster does not track memory; a task can use what its node has"],
@@ -16,8 +16,8 @@ const ANSWERS: readonly (readonly [flags: readonly string[], answer: string])[] 
   [["-x", "--exclude"], "name the nodes to use with -w/--nodelist instead"],
   [["-C", "--constraint", "--prefer"], "muster nodes have no features; name the nodes to use with -w/--nodelist"],
   [["--mail-type", "--mail-user"], "muster sends no mail; follow a job with muster watch JOB or muster batch --wait"],
-  [["-a", "--array"], "job arrays are not supported: submit one job per index (for i in $(seq 0 9); do muster batch script.sh $i; done)"],
-  [["-d", "--dependency"], "job dependencies are not supported: run the jobs in order from one script (muster batch --wait, or steps of one batch job)"],
+  [["-a", "--array"], "submit one job per index (for i in $(seq 0 9); do muster batch script.sh $i; done)"],
+  [["-d", "--dependency"], "run the jobs in order from one script (muster batch --wait, or steps of one batch job)"],
   [["--begin", "-H", "--hold"], "muster starts a job as soon as it fits; submit it when it should start"],
   [["-m", "--distribution"], "tasks are placed in blocks (Slurm's default block distribution); use -N and --ntasks-per-node to shape it"],
   [["--cpu-bind", "--mem-bind", "--hint", "-B", "--extra-node-info", "--sockets-per-node", "--cores-per-socket", "--threads-per-core", "--ntasks-per-core", "--ntasks-per-socket"], "muster does not bind tasks to cores, sockets or memory"],
@@ -31,7 +31,7 @@ const ANSWERS: readonly (readonly [flags: readonly string[], answer: string])[] 
   [["-O", "--overcommit", "--mincpus", "--tmp", "--switches", "--container", "--propagate", "--uid", "--gid"], "muster has no such setting"],
 ];
 
-const BY_FLAG: ReadonlyMap<string, { flags: readonly string[]; answer: string }> = new Map(ANSWERS.flatMap(([flags, answer]) => flags.map((f) => [f, { flags, answer }] as const)));
+const BY_FLAG: ReadonlyMap<string, string> = new Map(ANSWERS.flatMap(([flags, answer]) => flags.map((f) => [f, answer] as const)));
 
 /** Commands whose unknown options are looked up among Slurm's (run: srun's, batch: sbatch's). */
 const SLURM_COMMANDS: ReadonlySet<string> = new Set(["run", "batch"]);
@@ -49,7 +49,7 @@ export function unsupportedSlurmFlag(command: string, flag: string): string | un
   if (!SLURM_COMMANDS.has(command)) return undefined;
   const elsewhere = ELSEWHERE[command]?.[flag];
   if (elsewhere) return `${command}: option ${flag} is not a muster ${command} option: ${elsewhere}`;
-  const hit = BY_FLAG.get(flag);
-  if (!hit) return undefined;
-  return `${command}: option ${hit.flags.join("/")} is not supported: ${hit.answer}`;
+  const answer = BY_FLAG.get(flag);
+  if (!answer) return undefined;
+  return `${command}: option ${flag} is not supported: ${answer}`;
 }
