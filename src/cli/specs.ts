@@ -31,7 +31,7 @@ export type CommandMain = (args: ParsedArgs, config: Config, ctx: CommandContext
 /** Where and with which environment tasks run, and on which nodes (srun's and sbatch's names). */
 const SLURM_ENV_OPTIONS: readonly OptionSpec[] = [
   { name: "chdir", short: "D", type: "string", arg: "DIR", help: "working directory of the tasks (relative to this one; default: this one)" },
-  { name: "export", type: "string", arg: "ALL|NONE|VAR[=VAL],...", help: "variables of this environment the tasks get (default ALL; NATS secrets never)" },
+  { name: "export", type: "string", arg: "ALL|NONE|VARS", help: "variables of this environment the tasks get: ALL (default), NONE, or VAR[=VALUE],... (NATS secrets never)" },
   { name: "nodelist", short: "w", type: "string", arg: "NODES", help: "run on exactly these nodes (node-[1-3],node-7)" },
 ];
 

@@ -86,7 +86,7 @@ describe("a Slurm user's batch script", () => {
     expect(view.steps.find((s: { stepId: string }) => s.stepId === "0").tasks).toHaveLength(4);
   });
 
-  it("the command line wins over the directives; --wrap and --parsable work as sbatch's", async () => {
+  it("the command line wins over the directives; --wrap, --parsable and -D work as sbatch's", async () => {
     const name = script("cli-wins.sh", ["#!/bin/sh", "#SBATCH -n 4", "#MUSTER -J from-directive", "muster run -- true", 'echo "ntasks=$MUSTER_NTASKS"']);
     const r = await muster(["batch", "--wait", "-n", "1", "-o", "cli-wins.out", name]);
     expect(r.code, r.stderr).toBe(0);
@@ -98,6 +98,12 @@ describe("a Slurm user's batch script", () => {
     expect(w.stdout).toMatch(/^\d+\n$/);
     const lines = readFileSync(join(dir, `wrap-${w.stdout.trim()}.out`), "utf8").trim().split("\n").sort();
     expect(lines).toEqual(["wrapped 0 wrap", "wrapped 1 wrap"]);
+
+    // -D: the script and its steps run there, its output file is relative to it; SLURM_SUBMIT_DIR stays here.
+    mkdirSync(join(dir, "batch-work"), { recursive: true });
+    const d = await muster(["batch", "--wait", "-D", "batch-work", "-o", "d.out", "--wrap", 'echo "$PWD $SLURM_SUBMIT_DIR"; muster run -- pwd']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(readFileSync(join(dir, "batch-work", "d.out"), "utf8")).toBe(`${join(dir, "batch-work")} ${dir}\n${join(dir, "batch-work")}\n`);
   });
 
   it("a directive muster lacks fails like the flag, naming the line, and nothing is submitted", async () => {
