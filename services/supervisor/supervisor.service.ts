@@ -1171,7 +1171,9 @@ class SupervisorService implements Supervisor {
     // What the agents make Slurm's variables from (SLURM_JOB_NODELIST, SLURM_TASKS_PER_NODE …).
     const alloc = host.meta.alloc ?? placement;
     const size = (p: Placement) => IdSet.parse(p.ranks).size;
-    const cpusOn = (node: string) => alloc.filter((a) => a.node === node).reduce((n, a) => n + size(a), 0) || 1;
+    const slots = new Map<string, number>();
+    for (const a of alloc) slots.set(a.node, (slots.get(a.node) ?? 0) + size(a));
+    const cpusOn = (node: string) => slots.get(node) || 1;
     const firstSpec = host.meta.steps[host.meta.kind === "batch" ? BATCH_STEP : "0"] ?? spec;
     const slurm = {
       jobName: host.meta.name,
