@@ -59,8 +59,8 @@ export function directiveOptions(script: string, content: string): ParsedArgs["o
     }
     if (parsed.positionals.length) throw new MusterError("USAGE", `batch: unexpected argument "${parsed.positionals[0]}" (${where})`);
     for (const [k, v] of Object.entries(parsed.options)) {
-      const given = CONNECTION_OPTIONS.some((c) => c.name === k) || !own.has(k) || k === "wrap";
-      if (given) throw new MusterError("USAGE", `batch: option --${k} cannot be a directive (${where})`);
+      const notADirective = CONNECTION_OPTIONS.some((c) => c.name === k) || !own.has(k) || k === "wrap";
+      if (notADirective) throw new MusterError("USAGE", `batch: option --${k} cannot be a directive (${where})`);
       byTag[d.tag]![k] = v;
     }
   }
