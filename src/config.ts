@@ -48,6 +48,14 @@ export const ConfigSchema = z.object({
    * events acknowledged), seconds (MUSTER_SAVE_INTERVAL). Job ends, notifications and commands save at once.
    */
   saveIntervalSeconds: z.coerce.number().min(0).max(60).default(0.2),
+  /**
+   * Agent: give tasks Slurm's variables (SLURM_JOB_ID, SLURM_PROCID, SLURM_NTASKS …) beside MUSTER_*,
+   * so a Slurm user's script runs unchanged (MUSTER_SLURM_ENV; 0 turns it off).
+   */
+  slurmEnv: z
+    .union([z.boolean(), z.enum(["1", "0", "true", "false", "yes", "no", "on", "off"])])
+    .transform((v) => v === true || v === "1" || v === "true" || v === "yes" || v === "on")
+    .default(true),
   /** Log level (MUSTER_LOG_LEVEL). */
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
 });
@@ -80,6 +88,7 @@ const ENV: Record<keyof Config, string> = {
   replicas: "MUSTER_REPLICAS",
   historyRetentionSeconds: "MUSTER_HISTORY_RETENTION",
   saveIntervalSeconds: "MUSTER_SAVE_INTERVAL",
+  slurmEnv: "MUSTER_SLURM_ENV",
   logLevel: "MUSTER_LOG_LEVEL",
 };
 

@@ -36,6 +36,7 @@ import { NodeCommandSchema, PROTOCOL_VERSION, createDlqRecord, createSubjects, e
 import { createLauncher, type Launcher } from "./launcher.js";
 import { Outbox } from "./outbox.js";
 import { TaskOutput } from "./task-output.js";
+import { isSecretVariable, isSlurmVariable, slurmLaunchVariables, slurmTaskVariables, urlWithoutSecrets } from "../../src/task-env.js";
 import { PERL_PATH, checkPerl, type TaskExit, type TaskProcess } from "./task-process.js";
 
 /** What createAgent needs. */
@@ -452,13 +453,25 @@ class AgentService implements Agent {
     }
   }
 
-  // The environment every task of a launch shares; MUSTER_TASK_ID and MUSTER_LOCALID are added per task.
+  /**
+   * The environment every task of a launch shares: the node's environment (none with
+   * `--export=NONE`), the submitted one over it, then muster's variables and Slurm's (unless
+   * MUSTER_SLURM_ENV=0). A submitted secret or Slurm variable is never taken. MUSTER_TASK_ID,
+   * MUSTER_LOCALID, SLURM_PROCID and SLURM_LOCALID are added per task (taskEnv).
+   */
   private launchEnv(launch: LaunchBatch): Readonly<Record<string, string>> {
     if (launch.env) return launch.env;
     const cmd = launch.cmd;
+    const slurm = this.config.slurmEnv && cmd.slurm !== undefined;
     const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(this.baseEnv)) if (v !== undefined) env[k] = v;
-    Object.assign(env, cmd.env);
+    if (cmd.envExport === "NONE") {
+      // Only what a `muster run` inside the task needs to reach this cluster, never a credential.
+      Object.assign(env, { NATS_URL: urlWithoutSecrets(this.config.natsUrl), MUSTER_PREFIX: this.config.prefix, MUSTER_USER: cmd.user });
+    } else {
+      // Slurm's variables of the node's own environment would mix with this task's.
+      for (const [k, v] of Object.entries(this.baseEnv)) if (v !== undefined && !(slurm && isSlurmVariable(k))) env[k] = v;
+    }
+    for (const [k, v] of Object.entries(cmd.env)) if (!isSecretVariable(k) && !isSlurmVariable(k)) env[k] = v;
     Object.assign(env, {
       MUSTER_JOB_ID: cmd.job,
       MUSTER_STEP_ID: String(cmd.step),
@@ -469,10 +482,19 @@ class AgentService implements Agent {
     });
     delete env.MUSTER_TASK_ID;
     delete env.MUSTER_LOCALID;
+    if (slurm) {
+      Object.assign(env, slurmLaunchVariables({ job: cmd.job, step: cmd.step, user: cmd.user, node: this.node, ntasks: cmd.ntasks, nnodes: cmd.nnodes, nodeIndex: cmd.nodeIndex, facts: cmd.slurm! }));
+    }
     const path = env.PATH || "/usr/local/bin:/usr/bin:/bin";
     env.PATH = [...this.binDirs, path].join(delimiter);
     launch.env = env;
     return env;
+  }
+
+  // The variables of one task: its rank and its index on this node.
+  private taskEnv(cmd: LaunchCommand, rank: number, localId: number): Record<string, string> {
+    const own = { MUSTER_TASK_ID: String(rank), MUSTER_LOCALID: String(localId) };
+    return this.config.slurmEnv && cmd.slurm !== undefined ? { ...own, ...slurmTaskVariables(rank, localId) } : own;
   }
 
   private startTask(rec: TaskRecord): void {
@@ -511,7 +533,7 @@ class AgentService implements Agent {
         argv: prepared.argv,
         cwd: cmd.cwd,
         env: this.launchEnv(rec.launch),
-        envExtra: { MUSTER_TASK_ID: String(rank), MUSTER_LOCALID: String(rec.localId) },
+        envExtra: this.taskEnv(cmd, rank, rec.localId),
         perlPath: this.perlPath,
         onStarted: (pid) => {
           const evt: TaskStarted = { type: "task.started", ...base, pid, at: Date.now() };

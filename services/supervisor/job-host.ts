@@ -44,6 +44,8 @@ export interface StepSpec {
   readonly cwd: string;
   readonly label: boolean;
   readonly batch?: BatchSpec;
+  /** `--export=NONE`: the tasks get `env` alone, not over their node's environment. */
+  readonly envExport?: "ALL" | "NONE";
 }
 
 /** What the supervisor remembers about a job beside its machines. */
@@ -60,6 +62,8 @@ export interface JobMeta {
   readonly steps: Readonly<Record<string, StepSpec>>;
   /** The nodes and ranks the job holds, once it has started. */
   readonly alloc?: readonly Placement[];
+  /** Where the job was submitted from (SLURM_SUBMIT_DIR, SLURM_SUBMIT_HOST); absent in records older than it. */
+  readonly origin?: { readonly dir: string; readonly host?: string };
 }
 
 /** A machine's snapshot, in the shape of an XState snapshot of it. */

@@ -15,6 +15,8 @@ export interface PlacementRequest {
   readonly nodes?: number;
   /** `--ntasks-per-node`. */
   readonly ntasksPerNode?: number;
+  /** `-w/--nodelist`: exactly these nodes, each taking a share of the tasks. */
+  readonly nodelist?: readonly string[];
 }
 
 /** A node that can take tasks. */
@@ -29,6 +31,11 @@ export interface CandidateNode {
 
 /** Checks a request's shape; throws BAD_REQUEST for one that no cluster could satisfy. */
 export function checkRequest(req: PlacementRequest): void {
+  if (req.nodelist !== undefined) {
+    const n = req.nodelist.length;
+    if (req.nodes !== undefined && req.nodes !== n) throw new MusterError("BAD_REQUEST", `-N ${req.nodes} differs from the ${n} ${n === 1 ? "node" : "nodes"} named by --nodelist: muster places a step on exactly the named nodes`);
+    if (req.ntasks < n) throw new MusterError("BAD_REQUEST", `--nodelist names ${n} nodes, more than the ${req.ntasks} tasks asked for`);
+  }
   if (req.nodes !== undefined && req.ntasks < req.nodes) {
     throw new MusterError("BAD_REQUEST", `-N ${req.nodes} is more nodes than the ${req.ntasks} tasks asked for`);
   }
@@ -45,6 +52,13 @@ export function checkRequest(req: PlacementRequest): void {
  */
 export function placeTasks(req: PlacementRequest, candidates: readonly CandidateNode[]): Placement[] | undefined {
   checkRequest(req);
+  if (req.nodelist !== undefined) {
+    // -w: the named nodes only, every one of them taking tasks (as -N with their count).
+    const named = new Set(req.nodelist);
+    candidates = candidates.filter((c) => named.has(c.node));
+    if (candidates.length < named.size) return undefined;
+    req = { ...req, nodes: named.size, nodelist: undefined };
+  }
   const nodes = [...candidates].sort((a, b) => compareNodeNames(a.node, b.node));
   const free = (n: CandidateNode) => n.slots;
   let chosen: { node: CandidateNode; count: number }[] | undefined;
@@ -82,10 +96,12 @@ export function fitsWhenIdle(req: PlacementRequest, candidates: readonly Candida
 /** The error for a request no online node set can ever hold. */
 export function neverFits(req: PlacementRequest, candidates: readonly CandidateNode[]): MusterError {
   if (candidates.length === 0) return new MusterError("NO_NODES", "no node is online: start an agent (muster agent --node NAME) or a local cluster (muster up)");
+  const missing = req.nodelist?.filter((n) => !candidates.some((c) => c.node === n)) ?? [];
+  if (missing.length) return new MusterError("NO_NODES", `${missing.length === 1 ? "node" : "nodes"} ${missing.join(",")} named by --nodelist ${missing.length === 1 ? "is" : "are"} not online (see muster nodes)`);
   const total = candidates.reduce((a, c) => a + (c.total ?? c.slots), 0);
   return new MusterError(
     "NO_NODES",
-    `the request (${req.ntasks} tasks${req.nodes ? ` on ${req.nodes} nodes` : ""}${req.ntasksPerNode ? `, ${req.ntasksPerNode} per node` : ""}) does not fit the ${candidates.length} online ${candidates.length === 1 ? "node" : "nodes"} with ${total} slots in all (see muster nodes)`,
+    `the request (${req.ntasks} tasks${req.nodelist ? ` on ${req.nodelist.join(",")}` : req.nodes ? ` on ${req.nodes} nodes` : ""}${req.ntasksPerNode ? `, ${req.ntasksPerNode} per node` : ""}) does not fit the ${candidates.length} online ${candidates.length === 1 ? "node" : "nodes"} with ${total} slots in all (see muster nodes)`,
     { ntasks: req.ntasks, online: candidates.length, slots: total },
   );
 }

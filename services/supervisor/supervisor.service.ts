@@ -17,8 +17,10 @@ import { allTasks, getTask, hasRank } from "../../machines/task-table.js";
 import type { Config } from "../../src/config.js";
 import { MusterError, toFailure } from "../../src/errors.js";
 import { compareNodeNames, formatExitCode, outcomeExitCode, type RunState } from "../../src/exit-status/index.js";
+import { compressCounts, compressHostlist } from "../../src/hostlist.js";
 import { IdSet } from "../../src/idset/index.js";
 import type { Logger } from "../../src/logger.js";
+import { withoutSecrets } from "../../src/task-env.js";
 import { connectNats, systemAccountConfig } from "../../src/nats/connect.js";
 import { ensureStreams, openSnapshotBucket } from "../../src/nats/streams.js";
 import {
@@ -336,7 +338,7 @@ class SupervisorService implements Supervisor {
   private async submit(user: string, req: SubmitRequest): Promise<unknown> {
     if (req.user !== user) throw new MusterError("FORBIDDEN", `user ${user} cannot submit as ${req.user}`);
     if (req.parentJob !== undefined) return this.submitStep(user, req);
-    const request = { ntasks: req.ntasks, nodes: req.nodes, ntasksPerNode: req.ntasksPerNode };
+    const request = { ntasks: req.ntasks, nodes: req.nodes, ntasksPerNode: req.ntasksPerNode, ...(req.nodelist ? { nodelist: req.nodelist } : {}) };
     checkRequest(request);
     const candidates = this.candidates();
     if (!fitsWhenIdle(request, candidates)) throw neverFits(request, candidates);
@@ -352,7 +354,8 @@ class SupervisorService implements Supervisor {
       killWaitSeconds: req.killWaitSeconds ?? this.cfg.killWaitSeconds,
       submittedAt: now,
       policies: { killOnBadExit: req.killOnBadExit, waitSeconds: req.waitSeconds, timeLimitSeconds: req.timeLimitSeconds },
-      steps: { [batch ? BATCH_STEP : "0"]: { argv: req.argv, env: req.env ?? {}, cwd, label: req.label, batch } },
+      steps: { [batch ? BATCH_STEP : "0"]: stepSpec(req, cwd, batch) },
+      origin: { dir: req.submitDir ?? cwd, ...(req.submitHost ? { host: req.submitHost } : {}) },
     };
     const host = new JobHost(jobId, meta, (e) => this.effects.push(e));
     this.jobs.set(jobId, host);
@@ -371,14 +374,16 @@ class SupervisorService implements Supervisor {
     const host = this.jobFor(user, req.parentJob!);
     if (host.meta.kind !== "batch") throw new MusterError("BAD_REQUEST", `job ${host.id} is not a batch job: steps can be added only to batch jobs`);
     if (host.ended || !host.meta.alloc) throw new MusterError("NOT_RUNNING", `job ${host.id} is not running`);
-    const request = { ntasks: req.ntasks, nodes: req.nodes, ntasksPerNode: req.ntasksPerNode };
+    const request = { ntasks: req.ntasks, nodes: req.nodes, ntasksPerNode: req.ntasksPerNode, ...(req.nodelist ? { nodelist: req.nodelist } : {}) };
     const alloc = host.meta.alloc.map((p) => ({ node: p.node, epoch: p.epoch, slots: IdSet.parse(p.ranks).size }));
+    const outside = req.nodelist?.filter((n) => !alloc.some((a) => a.node === n)) ?? [];
+    if (outside.length) throw new MusterError("BAD_REQUEST", `--nodelist: ${outside.join(",")} ${outside.length === 1 ? "is" : "are"} not in job ${host.id}'s allocation (${alloc.map((n) => n.node).join(",")})`);
     const placement = placeTasks(request, alloc);
     if (!placement) {
       throw new MusterError("BAD_REQUEST", `the step (${req.ntasks} tasks) does not fit job ${host.id}'s allocation of ${alloc.reduce((a, n) => a + n.slots, 0)} slots on ${alloc.map((n) => n.node).join(",")}`);
     }
     const stepId = String([...host.steps.keys()].filter((k) => k !== BATCH_STEP).length);
-    host.meta = { ...host.meta, steps: { ...host.meta.steps, [stepId]: { argv: req.argv, env: req.env ?? {}, cwd: req.cwd ?? process.cwd(), label: req.label } } };
+    host.meta = { ...host.meta, steps: { ...host.meta.steps, [stepId]: stepSpec(req, req.cwd ?? process.cwd()) } };
     const killWaitSeconds = req.killWaitSeconds ?? host.meta.killWaitSeconds;
     this.startStep(host, stepId, req.ntasks, placement, {
       killOnBadExit: req.killOnBadExit,
@@ -1189,6 +1194,23 @@ class SupervisorService implements Supervisor {
     const step = host.steps.get(stepId)!.getSnapshot().context;
     const spec = host.meta.steps[stepId];
     if (!spec) throw new Error(`job ${host.id} has no launch spec for step ${stepId}`);
+    // What the agents make Slurm's variables from (SLURM_JOB_NODELIST, SLURM_TASKS_PER_NODE …).
+    const alloc = host.meta.alloc ?? placement;
+    const size = (p: Placement) => IdSet.parse(p.ranks).size;
+    const slots = new Map<string, number>();
+    for (const a of alloc) slots.set(a.node, (slots.get(a.node) ?? 0) + size(a));
+    const cpusOn = (node: string) => slots.get(node) || 1;
+    const firstSpec = host.meta.steps[host.meta.kind === "batch" ? BATCH_STEP : "0"] ?? spec;
+    const slurm = {
+      jobName: host.meta.name,
+      jobNodeList: compressHostlist(alloc.map((a) => a.node)),
+      jobNumNodes: alloc.length,
+      jobTasksPerNode: compressCounts(alloc.map(size)),
+      stepNodeList: compressHostlist(placement.map((p) => p.node)),
+      stepTasksPerNode: compressCounts(placement.map(size)),
+      submitDir: host.meta.origin?.dir ?? firstSpec.cwd,
+      ...(host.meta.origin?.host ? { submitHost: host.meta.origin.host } : {}),
+    };
     await Promise.all(
       placement.map(async (p, nodeIndex) => {
         const cmd: Message = {
@@ -1210,6 +1232,8 @@ class SupervisorService implements Supervisor {
           label: spec.label,
           killWaitSeconds: host.meta.killWaitSeconds,
           ...(spec.batch ? { batch: spec.batch } : {}),
+          ...(spec.envExport === "NONE" ? { envExport: "NONE" as const } : {}),
+          slurm: { ...slurm, cpusOnNode: cpusOn(p.node) },
         };
         const ok = await this.command(p.node, cmd);
         if (!ok) {
@@ -1354,4 +1378,16 @@ function wireStep(step: string): number | "batch" {
 function outputPath(pattern: string, jobId: string, cwd: string): string {
   const path = pattern.replace(/%j/g, jobId);
   return path.startsWith("/") ? path : `${cwd.replace(/\/$/, "")}/${path}`;
+}
+
+/** How a submission's tasks are started; a secret in its environment is never stored. */
+function stepSpec(req: SubmitRequest, cwd: string, batch?: SubmitRequest["batch"]): JobMeta["steps"][string] {
+  return {
+    argv: req.argv,
+    env: withoutSecrets(req.env ?? {}),
+    cwd,
+    label: req.label,
+    ...(batch ? { batch } : {}),
+    ...(req.envExport === "NONE" ? { envExport: "NONE" as const } : {}),
+  };
 }

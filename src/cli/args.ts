@@ -3,6 +3,7 @@
  * (exit status 2), `--` and the first positional end option parsing (like srun: `muster run -n 4 hostname`).
  */
 import { MusterError } from "../errors.js";
+import { unsupportedSlurmFlag } from "./slurm-flags.js";
 
 /** One option a command accepts. */
 export interface OptionSpec {
@@ -45,6 +46,11 @@ export function parseArgs(command: string, argv: readonly string[], specs: reado
   const options: Record<string, string | number | boolean> = {};
   const positionals: string[] = [];
   const usage = (msg: string) => new MusterError("USAGE", `${command}: ${msg}`);
+  // A Slurm flag the command lacks says what to use instead (slurm-flags.ts).
+  const unknownOption = (flag: string) => {
+    const answer = unsupportedSlurmFlag(command, flag);
+    return answer ? new MusterError("USAGE", answer) : usage(`unknown option ${flag}`);
+  };
   const set = (spec: OptionSpec, raw: string | undefined, shown: string) => {
     if (spec.type === "boolean") {
       if (raw !== undefined) throw usage(`option ${shown} takes no value`);
@@ -70,14 +76,14 @@ export function parseArgs(command: string, argv: readonly string[], specs: reado
       const eq = a.indexOf("=");
       const name = a.slice(2, eq < 0 ? undefined : eq);
       const spec = byLong.get(name);
-      if (!spec) throw usage(`unknown option --${name}`);
+      if (!spec) throw unknownOption(`--${name}`);
       const inline = eq < 0 ? undefined : a.slice(eq + 1);
       set(spec, spec.type === "boolean" || inline !== undefined ? inline : argv[++i], `--${name}`);
       continue;
     }
     if (a.startsWith("-") && a.length > 1 && !/^-\d/.test(a)) {
       const spec = byShort.get(a[1]!);
-      if (!spec) throw usage(`unknown option -${a[1]}`);
+      if (!spec) throw unknownOption(`-${a[1]}`);
       if (spec.type === "boolean") {
         set(spec, undefined, `-${a[1]}`);
         for (const c of a.slice(2)) {

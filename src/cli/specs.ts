@@ -27,6 +27,13 @@ export interface CommandContext {
 /** The entry of a command's module: runs the command with its parsed arguments; resolves with the exit status. */
 export type CommandMain = (args: ParsedArgs, config: Config, ctx: CommandContext) => Promise<number>;
 
+/** Where and with which environment tasks run, and on which nodes (srun's and sbatch's names). */
+const SLURM_ENV_OPTIONS: readonly OptionSpec[] = [
+  { name: "chdir", short: "D", type: "string", arg: "DIR", help: "working directory of the tasks (relative to this one; default: this one)" },
+  { name: "export", type: "string", arg: "ALL|NONE|VARS", help: "variables of this environment the tasks get: ALL (default), NONE, or VAR[=VALUE],... (NATS secrets never)" },
+  { name: "nodelist", short: "w", type: "string", arg: "NODES", help: "run on exactly these nodes (node-[1-3],node-7)" },
+];
+
 /** Options of `muster run`. */
 export const RUN_OPTIONS: readonly OptionSpec[] = [
   { name: "ntasks", short: "n", type: "int", arg: "N", help: "number of tasks (default 1)" },
@@ -39,6 +46,8 @@ export const RUN_OPTIONS: readonly OptionSpec[] = [
   { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL (default: the supervisor's MUSTER_KILL_WAIT, 10)" },
   { name: "job-name", short: "J", type: "string", arg: "NAME", help: "job name" },
   { name: "verbose", short: "v", type: "boolean", help: "print the job id and placement on stderr" },
+  ...SLURM_ENV_OPTIONS,
+  { name: "unbuffered", short: "u", type: "boolean", help: "accepted for srun's sake: output is always forwarded as the tasks write it" },
 ];
 
 /** Options of `muster batch`. */
@@ -51,6 +60,9 @@ export const BATCH_OPTIONS: readonly OptionSpec[] = [
   { name: "time", short: "t", type: "string", arg: "LIMIT", help: "time limit of the script (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS)" },
   { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL (default: the supervisor's MUSTER_KILL_WAIT, 10)" },
   { name: "wait", short: "W", type: "boolean", help: "wait for the job to end and exit with its status" },
+  ...SLURM_ENV_OPTIONS,
+  { name: "wrap", type: "string", arg: "CMD", help: "run CMD as the script (#!/bin/sh), instead of a script file" },
+  { name: "parsable", type: "boolean", help: "print only the job id" },
 ];
 
 /** The columns of `muster queue` and `muster history` (`--format`, matched without regard to case), in help order. */
@@ -148,7 +160,7 @@ export const COMMANDS: Readonly<Record<string, CommandDef>> = {
   run: { summary: "run a parallel step and wait for it (like srun)", usage: "muster run [options] [--] CMD [ARGS...]", options: RUN_OPTIONS, stopAtPositional: true },
   batch: {
     summary: "submit a script as a batch job; each muster run inside it is a step (like sbatch)",
-    usage: "muster batch [options] SCRIPT [ARGS...]",
+    usage: "muster batch [options] SCRIPT [ARGS...] | muster batch [options] --wrap CMD",
     options: BATCH_OPTIONS,
     stopAtPositional: true,
   },

@@ -19,7 +19,7 @@ import {
   VersionSchema,
   WireErrorSchema,
 } from "./common.schema.js";
-import { ArgvSchema, BatchSpecSchema, EnvSchema } from "./control.schema.js";
+import { ArgvSchema, BatchSpecSchema, EnvExportSchema, EnvSchema } from "./control.schema.js";
 
 /** True when `ranks` is an id set of at least one rank, every one below `ntasks`. */
 function ranksFit(ranks: string, ntasks: number): boolean {
@@ -30,6 +30,22 @@ function ranksFit(ranks: string, ntasks: number): boolean {
     return false;
   }
 }
+
+/** What Slurm's variables of a task are made from (src/task-env.ts): facts about its job and step an agent cannot know alone. */
+export const SlurmFactsSchema = z.object({
+  jobName: z.string().min(1),
+  /** The job's nodes in hostlist form (`node-[1-3]`). */
+  jobNodeList: z.string().min(1),
+  jobNumNodes: PositiveIntSchema,
+  /** The job's tasks per node, Slurm's compressed form (`2(x3),1`). */
+  jobTasksPerNode: z.string().min(1),
+  stepNodeList: z.string().min(1),
+  stepTasksPerNode: z.string().min(1),
+  /** Slots of the job's allocation on this node. */
+  cpusOnNode: PositiveIntSchema,
+  submitDir: z.string().min(1),
+  submitHost: z.string().min(1).optional(),
+});
 
 /**
  * `cmd.launch`: start the given ranks of a step on this node. Idempotent per (job, step, rank, epoch).
@@ -57,6 +73,10 @@ export const LaunchCommandSchema = z
     killWaitSeconds: SecondsSchema,
     /** Present for the `batch` step: script text and output files. */
     batch: BatchSpecSchema.optional(),
+    /** NONE: the tasks' environment is `env` alone, not layered over the node's (absent: ALL). */
+    envExport: EnvExportSchema.optional(),
+    /** What the agent makes Slurm's variables from (absent: it sets none). */
+    slurm: SlurmFactsSchema.optional(),
   })
   .refine((m) => ranksFit(m.ranks, m.ntasks), { message: "ranks must be a non-empty id set of ranks below ntasks", path: ["ranks"] })
   .meta({ title: "cmd.launch", description: "Supervisor to agent: start tasks of a step on this node." });

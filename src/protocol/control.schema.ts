@@ -30,6 +30,9 @@ export const ArgvSchema = z
 /** An environment: names without `=` or NUL, values without NUL. */
 export const EnvSchema = z.record(z.string().regex(/^[^=\0]+$/, "invalid environment variable name"), ExecStringSchema);
 
+/** `--export`: ALL layers the submitted `env` over the node's environment; NONE gives a task the submitted `env` alone (plus muster's and Slurm's variables). */
+export const EnvExportSchema = z.enum(["ALL", "NONE"]);
+
 /** What makes a submission a batch job: its script runs as step `batch` on the first node; argv[0] is the script path. */
 export const BatchSpecSchema = z.object({
   /** The script path as the user named it (also argv[0]). */
@@ -62,6 +65,14 @@ export const SubmitRequestSchema = z
     killWaitSeconds: SecondsSchema.optional(),
     batch: BatchSpecSchema.optional(),
     parentJob: JobIdSchema.optional(),
+    /** How `env` meets the node's environment (`--export`); absent: ALL. */
+    envExport: EnvExportSchema.optional(),
+    /** `-w/--nodelist`: place the tasks on exactly these nodes. */
+    nodelist: z.array(NodeNameSchema).min(1).optional(),
+    /** The directory `muster` was run in (SLURM_SUBMIT_DIR; `cwd` differs with `-D`). */
+    submitDir: ExecStringSchema.min(1).optional(),
+    /** The host `muster` was run on (SLURM_SUBMIT_HOST). */
+    submitHost: z.string().min(1).max(255).optional(),
   })
   .refine((m) => !(m.batch !== undefined && m.parentJob !== undefined), {
     message: "a batch job cannot have a parentJob",

@@ -20,6 +20,7 @@ import {
 } from "../../protocol/index.js";
 import { parseTimeLimit, type ParsedArgs } from "../args.js";
 import { withClient, type Client } from "../client.js";
+import { chdirOption, exportedEnv, jobDefaults, nodelistOption, submitOrigin } from "../slurm-options.js";
 import { errorLines, groupLines, summaryLines } from "../render.js";
 import type { CommandContext } from "../specs.js";
 
@@ -34,25 +35,15 @@ export interface RunIo {
 }
 
 /** Variables the agent sets for each task; never propagated from the submitting environment. */
-export const TASK_VARIABLES: ReadonlySet<string> = new Set([
-  "MUSTER_JOB_ID",
-  "MUSTER_STEP_ID",
-  "MUSTER_TASK_ID",
-  "MUSTER_LOCALID",
-  "MUSTER_NTASKS",
-  "MUSTER_NNODES",
-  "MUSTER_NODEID",
-  "MUSTER_NODE",
-]);
+export { TASK_VARIABLES } from "../../task-env.js";
 
 /** Builds the submit request from the parsed arguments; inside a job (MUSTER_JOB_ID set) it adds a step to that job. */
 export function buildSubmit(args: ParsedArgs, user: string, io: Pick<RunIo, "env" | "cwd">): SubmitRequest {
-  const o = args.options;
+  // Inside a job, -n defaults to the allocation's task count (srun's SLURM_NTASKS).
+  const o = jobDefaults(args.options, io.env);
   if (args.positionals.length === 0) throw new MusterError("USAGE", "run: no command given (muster run [options] -- CMD [ARGS...])");
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(io.env)) {
-    if (v !== undefined && /^[^=\0]+$/.test(k) && !v.includes("\0") && !TASK_VARIABLES.has(k)) env[k] = v;
-  }
+  const { env, envExport } = exportedEnv("run", o.export as string | undefined, io.env);
+  const nodelist = nodelistOption("run", o.nodelist as string | undefined);
   const ntasks = (o.ntasks as number | undefined) ?? 1;
   if (ntasks < 1) throw new MusterError("USAGE", "run: option --ntasks must be at least 1");
   for (const k of ["nodes", "ntasks-per-node"]) if (o[k] !== undefined && (o[k] as number) < 1) throw new MusterError("USAGE", `run: option --${k} must be at least 1`);
@@ -63,7 +54,7 @@ export function buildSubmit(args: ParsedArgs, user: string, io: Pick<RunIo, "env
     name: o["job-name"] as string | undefined,
     argv: [...args.positionals],
     env,
-    cwd: io.cwd,
+    cwd: chdirOption(io.cwd, o.chdir as string | undefined),
     ntasks,
     nodes: o.nodes as number | undefined,
     ntasksPerNode: o["ntasks-per-node"] as number | undefined,
@@ -73,6 +64,9 @@ export function buildSubmit(args: ParsedArgs, user: string, io: Pick<RunIo, "env
     timeLimitSeconds: o.time === undefined ? undefined : timeLimitOption(String(o.time)),
     killWaitSeconds: o["kill-wait"] as number | undefined,
     parentJob: io.env.MUSTER_JOB_ID || undefined,
+    ...(envExport === "NONE" ? { envExport } : {}),
+    ...(nodelist ? { nodelist } : {}),
+    ...submitOrigin(io.cwd),
   };
 }
 
