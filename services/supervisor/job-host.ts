@@ -55,7 +55,7 @@ export interface JobMeta {
   readonly killWaitSeconds: number;
   readonly submittedAt: number;
   /** Policies of the job's main step (step 0 of a run job, the batch step of a batch job). */
-  readonly policies: { readonly killOnBadExit: boolean; readonly waitSeconds?: number; readonly timeLimitSeconds?: number };
+  readonly policies: { readonly killOnBadExit: boolean; readonly noKill?: boolean; readonly waitSeconds?: number; readonly timeLimitSeconds?: number };
   /** How each step is started, by step id. */
   readonly steps: Readonly<Record<string, StepSpec>>;
   /** The nodes and ranks the job holds, once it has started. */

@@ -10,6 +10,7 @@ import { JobStateMessageSchema, parseMessage, type SubmitRequest } from "../../p
 import { parseTimeLimit, type ParsedArgs } from "../args.js";
 import { withClient, type Client } from "../client.js";
 import type { CommandContext } from "../specs.js";
+import { resolveTaskLayout } from "../task-layout.js";
 import { TASK_VARIABLES } from "./run.js";
 
 /** Builds the submit request of a batch job; reads the script now, so later edits do not change the job. */
@@ -31,6 +32,8 @@ export function buildBatchSubmit(args: ParsedArgs, user: string, env: Readonly<R
       throw new MusterError("USAGE", `batch: option --time: ${(err as Error).message}`);
     }
   }
+  // The allocation's counts as sbatch computes them (-N 2 --ntasks-per-node 2: 4 tasks).
+  const layout = resolveTaskLayout("batch", { ntasks: o.ntasks as number | undefined, nodes: o.nodes as number | undefined, ntasksPerNode: o["ntasks-per-node"] as number | undefined });
   const taskEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined && /^[^=\0]+$/.test(k) && !v.includes("\0") && !TASK_VARIABLES.has(k)) taskEnv[k] = v;
   return {
@@ -41,9 +44,9 @@ export function buildBatchSubmit(args: ParsedArgs, user: string, env: Readonly<R
     argv: [script, ...rest],
     env: taskEnv,
     cwd,
-    ntasks: (o.ntasks as number | undefined) ?? 1,
-    nodes: o.nodes as number | undefined,
-    ntasksPerNode: o["ntasks-per-node"] as number | undefined,
+    ntasks: layout.ntasks,
+    nodes: layout.nodes,
+    ntasksPerNode: layout.ntasksPerNode,
     label: false,
     killOnBadExit: false,
     timeLimitSeconds,
