@@ -325,14 +325,17 @@ export function applyStepEvent(context: StepContext, event: StepEvent): StepStep
       // Running tasks of the lost incarnation become node_lost. Tasks the runtime was already stopping
       // (cancel, -K, --wait, time limit) end as killed without confirmation (KillUnconfirmed): the kill
       // decides their verdict, as a cancelled Slurm job stays CANCELLED when its node fails meanwhile.
+      // A stop for an earlier node failure decides nothing of its own: a second lost node is one more failed node.
       const events: RankedTaskEvent[] = [];
       const unconfirmed: number[] = [];
+      const lostWins = ctx.kill?.reason === "node-failure";
       for (const t of allTasks(ctx.tasks)) {
         if (t.context.node === event.node && t.context.epoch === event.epoch && !isTaskFinal(t.state)) {
-          if (t.state === "stopping") unconfirmed.push(t.context.rank);
+          const killed = t.state === "stopping" && !lostWins;
+          if (killed) unconfirmed.push(t.context.rank);
           events.push({
             rank: t.context.rank,
-            event: t.state === "stopping" ? { type: "KILL_UNCONFIRMED", at: event.at } : { type: "NODE_LOST", epoch: event.epoch, at: event.at },
+            event: killed ? { type: "KILL_UNCONFIRMED", at: event.at } : { type: "NODE_LOST", epoch: event.epoch, at: event.at },
           });
         }
       }
