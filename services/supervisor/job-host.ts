@@ -216,6 +216,18 @@ export class JobHost {
     this.job.send(event);
   }
 
+  /**
+   * The job's Slurm state: its machine's, except that a job whose main step (step 0 of a run job, the
+   * batch step) is being stopped is COMPLETING too, as Slurm shows a job whose step is ending (CG).
+   */
+  runState(): RunState {
+    const snap = this.job.getSnapshot();
+    const state = runStateOf(snap.value, snap.context.end);
+    if (state !== "RUNNING") return state;
+    const main = this.steps.get(this.meta.kind === "batch" ? "batch" : "0")?.getSnapshot();
+    return main?.value === "completing" ? "COMPLETING" : state;
+  }
+
   /** True once the job has its verdict. */
   get ended(): boolean {
     return this.job.getSnapshot().context.end !== undefined;

@@ -186,7 +186,7 @@ class SupervisorService implements Supervisor {
       for (const [stepId, actor] of host.steps) {
         host.published.set(stepId, runStateOf(actor.getSnapshot().value, actor.getSnapshot().context.end));
       }
-      host.published.set("job", runStateOf(host.job.getSnapshot().value, host.job.getSnapshot().context.end));
+      host.published.set("job", host.runState());
       this.log.info({ job: record.jobId, seq: record.seq }, "job.restored");
     }
   }
@@ -520,7 +520,7 @@ class SupervisorService implements Supervisor {
     const end = ctx.end;
     const steps: StepView[] = [...host.steps.entries()].map(([id, a]) => this.stepView(id, a.getSnapshot(), withTasks));
     const main = steps.find((s) => s.stepId === (host.meta.kind === "batch" ? "batch" : "0"));
-    const state = runStateOf(snap.value, end);
+    const state = host.runState();
     return {
       jobId: host.id,
       name: host.meta.name,
@@ -1101,7 +1101,7 @@ class SupervisorService implements Supervisor {
       });
     }
     const jsnap = host.job.getSnapshot();
-    const state: RunState = runStateOf(jsnap.value, jsnap.context.end);
+    const state: RunState = host.runState();
     if (host.published.get("job") !== state) {
       host.published.set("job", state);
       const end = jsnap.context.end;

@@ -235,8 +235,11 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
   }
 }
 
-/** The stop reason a step's final state implies, for the states the runtime ends a step in. */
-const STOP_REASON_OF_STATE: Partial<Record<string, StepStopping["reason"]>> = { CANCELLED: "cancel", TIMEOUT: "time-limit", NODE_FAIL: "node-failure" };
+/**
+ * The stop reason a cancelled or timed-out step's state implies. NODE_FAIL is not here: a step whose
+ * nodes failed was stopped (and said so) only when some of its tasks survived, and never under `--no-kill`.
+ */
+const STOP_REASON_OF_STATE: Partial<Record<string, StepStopping["reason"]>> = { CANCELLED: "cancel", TIMEOUT: "time-limit" };
 
 /** The OS error text of each task that could not be launched (read from the job's view), by rank. */
 async function launchErrors(client: Client, job: string, step: number, s: StepSummary): Promise<Map<number, string>> {
