@@ -227,7 +227,8 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
     }
     // A stop whose COMPLETING state was never published (the step ended in the same instant) still says so.
     const stopReason = STOP_REASON_OF_STATE[s.state];
-    if (stopReason) showStop({ reason: stopReason, at: s.publishedAt, node: reply.placement?.[0]?.node ?? "unplaced" });
+    const firstNode = reply.placement?.[0]?.node;
+    if (stopReason && firstNode) showStop({ reason: stopReason, at: s.publishedAt, node: firstNode });
     for (const l of errorLines(s, await launchErrors(client, job, reply.step, s))) io.stderr(`muster: error: ${l}\n`);
     return runExitStatus(parseExitCode(s.exitCode), s.state, s.reason);
   } finally {
