@@ -175,6 +175,17 @@ describe("on a shared cluster", () => {
     expect(out).toMatch(stopLinePattern(`JOB ${job}`, host));
     expect((await c.showJob(job)).state).toBe("CANCELLED");
   });
+
+  it("a batch job's time limit: `*** JOB J ON <batch host> CANCELLED AT … DUE TO TIME LIMIT ***` in the output file", async () => {
+    writeFileSync(join(dir, "long.sh"), "#!/bin/sh\necho start\nsleep 600\n", { mode: 0o755 });
+    const b = await c.start(["batch", "--wait", "-t", "0:02", "-o", "long-%j.log", "long.sh"], { cwd: dir }).done;
+    const job = /Submitted batch job (\S+)/.exec(b.stdout)![1]!;
+    const v = await c.showJob(job);
+    expect(v.state).toBe("TIMEOUT");
+    const host = v.steps.find((s: any) => s.stepId === "batch").tasks[0].node;
+    const out = readFileSync(join(dir, `long-${job}.log`), "utf8");
+    expect(out).toMatch(new RegExp(`^start\n${stopLinePattern(`JOB ${job}`, host, "TIME LIMIT").source}$`));
+  });
 });
 
 describe("a node lost under a running step", () => {
