@@ -35,6 +35,8 @@ export interface StepPolicies {
   readonly killWaitMs: number;
   /** How long past KillWait an agent may stay silent before its tasks are finalised as `KillUnconfirmed`. */
   readonly nodeTimeoutMs: number;
+  /** `--no-kill`: a lost node's tasks end `node_lost` and the rest run on; by default they are stopped (srun's default). */
+  readonly noKill?: boolean;
 }
 
 /** What a step is created with. */
@@ -53,9 +55,12 @@ export interface FirstFailure {
   readonly at: number;
 }
 
+/** Why the runtime stops a step: the stop reason its tasks get. */
+export type KillReason = "cancel" | "kill-on-bad-exit" | "wait" | "time-limit" | "node-failure";
+
 /** A kill of the step in progress. */
 export interface KillInProgress {
-  readonly reason: string;
+  readonly reason: KillReason;
   readonly requestedAt: number;
   /** When the TERMed tasks get SIGKILL; undefined once escalated. */
   readonly escalateAt?: number;
@@ -121,6 +126,15 @@ export type StepEvent =
   | { readonly type: "NODE_LOST"; readonly node: string; readonly epoch: string; readonly at: number }
   | { readonly type: "TICK"; readonly now: number };
 
+/**
+ * What the agent of a batch step writes into the job's output file when the step is stopped, as
+ * slurmstepd writes `*** JOB 12 ON n1 CANCELLED AT … ***` there.
+ */
+export interface KillNotice {
+  readonly reason: KillReason;
+  readonly at: number;
+}
+
 /** Ranks of one node incarnation that an effect addresses. */
 export interface SignalTarget {
   readonly node: string;
@@ -155,7 +169,7 @@ export interface RejectedTaskEvent {
 /** Effects the step asks for; the service implements them. */
 export type StepEffect =
   | { readonly type: "launchTasks"; readonly params: { readonly placement: readonly Placement[] } }
-  | { readonly type: "signalTasks"; readonly params: { readonly signal: number; readonly cont: boolean; readonly targets: readonly SignalTarget[] } }
+  | { readonly type: "signalTasks"; readonly params: { readonly signal: number; readonly cont: boolean; readonly targets: readonly SignalTarget[]; readonly notice?: KillNotice } }
   | { readonly type: "notifyFirstFailure"; readonly params: FirstFailureNotice }
   | { readonly type: "reportRejected"; readonly params: RejectedTaskEvent }
   | { readonly type: "killUnconfirmed"; readonly params: { readonly nodes: readonly string[]; readonly ranks: string } }
@@ -311,21 +325,26 @@ export function applyStepEvent(context: StepContext, event: StepEvent): StepStep
       // Running tasks of the lost incarnation become node_lost. Tasks the runtime was already stopping
       // (cancel, -K, --wait, time limit) end as killed without confirmation (KillUnconfirmed): the kill
       // decides their verdict, as a cancelled Slurm job stays CANCELLED when its node fails meanwhile.
+      // A stop for an earlier node failure decides nothing of its own: a second lost node is one more failed node.
       const events: RankedTaskEvent[] = [];
       const unconfirmed: number[] = [];
+      const lostWins = ctx.kill?.reason === "node-failure";
       for (const t of allTasks(ctx.tasks)) {
         if (t.context.node === event.node && t.context.epoch === event.epoch && !isTaskFinal(t.state)) {
-          if (t.state === "stopping") unconfirmed.push(t.context.rank);
+          const killed = t.state === "stopping" && !lostWins;
+          if (killed) unconfirmed.push(t.context.rank);
           events.push({
             rank: t.context.rank,
-            event: t.state === "stopping" ? { type: "KILL_UNCONFIRMED", at: event.at } : { type: "NODE_LOST", epoch: event.epoch, at: event.at },
+            event: killed ? { type: "KILL_UNCONFIRMED", at: event.at } : { type: "NODE_LOST", epoch: event.epoch, at: event.at },
           });
         }
       }
       if (!events.length) return { context, effects };
       const next = applyStepEvent(ctx, { type: "TASKS", events });
       if (unconfirmed.length) next.effects.unshift({ type: "killUnconfirmed", params: { nodes: [event.node], ranks: IdSet.of(unconfirmed).toString() } });
-      return next;
+      // srun's default: a node failure ends the step, the rest stopped TERM → KillWait → KILL; `--no-kill` keeps it running.
+      if (next.context.end || next.context.kill || ctx.policies.noKill) return next;
+      return { context: startKill(next.context, next.effects, "node-failure", event.at, SIGTERM), effects: next.effects };
     }
     case "TICK":
       ctx = applyDeadlines(ctx, effects, event.now);
@@ -369,14 +388,14 @@ function liveTargets(ctx: StepContext): SignalTarget[] {
   return [...byNode.values()].map((e) => ({ node: e.node, epoch: e.epoch, ranks: IdSet.fromSorted(e.ranks).toString() }));
 }
 
-function startKill(ctx: StepContext, effects: StepEffect[], reason: string, at: number, signal: number, killWaitMs = ctx.policies.killWaitMs): StepContext {
+function startKill(ctx: StepContext, effects: StepEffect[], reason: KillReason, at: number, signal: number, killWaitMs = ctx.policies.killWaitMs): StepContext {
   const w = new TaskTableWriter(ctx.tasks);
   const counts = { ...ctx.counts };
   const targets = liveTargets(ctx);
   for (const t of allTasks(ctx.tasks)) {
     if (!isTaskFinal(t.state) && t.state !== "pending") updateTask(w, counts, t.context.rank, { type: "STOP", reason, at });
   }
-  if (targets.length) effects.push({ type: "signalTasks", params: { signal, cont: signal !== SIGKILL, targets } });
+  if (targets.length) effects.push({ type: "signalTasks", params: { signal, cont: signal !== SIGKILL, targets, notice: { reason, at } } });
   const escalated = signal === SIGKILL;
   return {
     ...ctx,
@@ -449,6 +468,27 @@ function finish(ctx: StepContext, effects: StepEffect[]): StepContext {
   return done;
 }
 
+/**
+ * True once the step is ending: the runtime is stopping every task still alive (Slurm's COMPLETING,
+ * "CG"). A step whose first tasks ended while the others still run is RUNNING, as in Slurm; when
+ * every task has ended the step is decided at once, so a kill in progress is the only way to be ending.
+ */
+export function isEnding(ctx: StepContext): boolean {
+  return ctx.kill !== undefined;
+}
+
+/** Why and when the runtime began stopping the step, and the node that tells it (the first one not lost, as slurmstepd's line names the node of the step's first task). */
+export function stepStopNotice(ctx: StepContext): { readonly reason: KillReason; readonly at: number; readonly node: string } | undefined {
+  if (!ctx.kill) return undefined;
+  let node: string | undefined;
+  for (const t of allTasks(ctx.tasks)) {
+    if (t.state === "nodeLost" || !t.context.node) continue;
+    node = t.context.node;
+    break;
+  }
+  return { reason: ctx.kill.reason, at: ctx.kill.requestedAt, node: node ?? ctx.placement[0]?.node ?? "unplaced" };
+}
+
 /** Step states: Slurm's live states, then one final state per outcome. */
 export const STEP_FINAL_STATES = { COMPLETED: "completed", FAILED: "failed", CANCELLED: "cancelled", TIMEOUT: "timeout", NODE_FAIL: "nodeFail" } as const;
 
@@ -466,7 +506,7 @@ export function settleStepState(value: StepStateName, ctx: StepContext): StepSta
   const final = ctx.end ? (STEP_FINAL_STATES as Readonly<Record<string, StepStateName>>)[ctx.end.state] : undefined;
   if (final) return final;
   if (value === "pending" && ctx.launchedAt !== undefined) value = "running";
-  if (value === "running" && (endedCount(ctx) > 0 || ctx.kill !== undefined)) value = "completing";
+  if (value === "running" && isEnding(ctx)) value = "completing";
   return value;
 }
 
@@ -501,7 +541,7 @@ export const stepMachine = setup({
   guards: {
     ended: ({ context }, params: { state: StepEnd["state"] }) => context.end?.state === params.state,
     launched: ({ context }) => context.launchedAt !== undefined,
-    completing: ({ context }) => endedCount(context) > 0 || context.kill !== undefined,
+    completing: ({ context }) => isEnding(context),
   },
 }).createMachine({
   id: "step",

@@ -25,9 +25,12 @@ export interface TaskContext {
   readonly startedAt?: number;
   readonly endedAt?: number;
   readonly outcome?: TaskOutcome;
-  /** True once muster itself asked the task to stop. */
+  /**
+   * True once muster itself asked the task to stop, except for `--wait`'s SIGKILL: srun counts the
+   * tasks its wait killed like any other killed task (FAILED `0:9`, exit 137), and so does muster.
+   */
   readonly killedByRuntime: boolean;
-  /** Why muster asked it to stop (`cancel`, `kill-on-bad-exit`, `wait`, `time-limit`, `node-shutdown`). */
+  /** Why muster asked it to stop (`cancel`, `kill-on-bad-exit`, `wait`, `time-limit`, `node-failure`, `node-shutdown`). */
   readonly stopReason?: string;
   /** Set when the task was finalised without its agent confirming the kill. */
   readonly killUnconfirmed?: boolean;
@@ -50,6 +53,8 @@ export const TASK_FINAL_STATES = ["exited", "signaled", "launchFailed", "nodeLos
 export type TaskStateName = (typeof TASK_LIVE_STATES)[number] | (typeof TASK_FINAL_STATES)[number];
 
 const SIGKILL = 9;
+/** The stop reason of `--wait`'s kill, the one stop that leaves a task counted in its step's verdict. */
+export const WAIT_STOP_REASON = "wait";
 const KILLED: TaskOutcome = { kind: "signaled", signal: SIGKILL, coreDumped: false };
 
 /** The task's guards as plain functions, shared by the XState machine and the compiled interpreter. */
@@ -70,7 +75,7 @@ export const taskUpdates = {
   recordEnd: (c: TaskContext, e: TaskEvent): Partial<TaskContext> =>
     e.type === "ENDED" ? { outcome: e.outcome, endedAt: e.at, pid: c.pid ?? e.pid } : {},
   recordStop: (c: TaskContext, e: TaskEvent): Partial<TaskContext> =>
-    e.type === "STOP" ? { killedByRuntime: true, stopReason: c.stopReason ?? e.reason } : {},
+    e.type === "STOP" ? { killedByRuntime: e.reason !== WAIT_STOP_REASON, stopReason: c.stopReason ?? e.reason } : {},
   recordNeverStarted: (_c: TaskContext, e: TaskEvent): Partial<TaskContext> => ({
     killedByRuntime: true,
     stopReason: e.type === "STOP" ? e.reason : "stop",
@@ -81,9 +86,9 @@ export const taskUpdates = {
     outcome: { kind: "node_lost" },
     endedAt: "at" in e ? e.at : undefined,
   }),
-  recordKillUnconfirmed: (_c: TaskContext, e: TaskEvent): Partial<TaskContext> => ({
+  recordKillUnconfirmed: (c: TaskContext, e: TaskEvent): Partial<TaskContext> => ({
     outcome: KILLED,
-    killedByRuntime: true,
+    killedByRuntime: c.stopReason !== WAIT_STOP_REASON,
     killUnconfirmed: true,
     endedAt: "at" in e ? e.at : undefined,
   }),

@@ -14,6 +14,7 @@ import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Config } from "../../src/config.js";
 import { MusterError } from "../../src/errors.js";
+import { stopLine } from "../../src/exit-status/index.js";
 import { IdSet, parseIdSet } from "../../src/idset/index.js";
 import type { Logger } from "../../src/logger.js";
 import { connectNats } from "../../src/nats/connect.js";
@@ -119,6 +120,10 @@ interface TaskRecord {
   held: number[] | undefined;
   /** A SIGKILL came before the task was started: it ends without being started. */
   killedUnstarted: boolean;
+  /** A batch step's stderr file, where a stop by the runtime is written as slurmstepd does; set once it started. */
+  noticeFile?: WriteStream;
+  /** True once that stop was written (the first stop only). */
+  noticed?: boolean;
   /** Resolves once the task's `task.ended` was acknowledged (or the agent closed). */
   readonly finished: Promise<void>;
   settle: () => void;
@@ -396,6 +401,11 @@ class AgentService implements Agent {
     let hit = 0;
     for (const t of this.tasks.values()) {
       if (t.job !== cmd.job || t.step !== cmd.step || !t.live || (ranks && !ranks(t.rank))) continue;
+      if (cmd.notice && t.noticeFile && !t.noticed) {
+        // Written before the signal, so it precedes whatever the script prints as it ends.
+        t.noticed = true;
+        t.noticeFile.write(`muster: error: ${stopLine(`JOB ${cmd.job}`, this.node, cmd.notice.reason, cmd.notice.at)}\n`);
+      }
       this.signalTask(t, cmd.signal);
       hit++;
     }
@@ -544,6 +554,7 @@ class AgentService implements Agent {
         onDiagnostic: (text) => log.warn({ text }, "launcher.diagnostic"),
       });
       rec.proc = proc;
+      rec.noticeFile = prepared.files?.stderr;
       for (const s of rec.held?.splice(0) ?? []) proc.signal(s);
       exit = proc.done;
     }

@@ -116,13 +116,33 @@ sub watch {
     POSIX::_exit(0);
   }
   report("P $id $pid");
+  # While the task runs, the watcher also waits for the agent's end of fd 3 to close: an agent that
+  # died (SIGKILL, crash) can neither report nor stop the task, so its process group is killed then.
+  # A self-pipe written by the SIGCHLD handler wakes the select, so a task's end is never missed.
+  my ($wake, $woke);
+  pipe($wake, $woke) or POSIX::_exit(0);
+  $SIG{CHLD} = sub { syswrite($woke, 'c') };
+  open(my $agent, '<&=', 3) or POSIX::_exit(0);
   while (1) {
-    my $r = waitpid($pid, 0);
+    my $r = waitpid($pid, POSIX::WNOHANG());
     if ($r == $pid) {
       report("W $id ${^CHILD_ERROR_NATIVE}");
       last;
     }
     last if $r == -1 && !$!{EINTR};
+    my $rin = '';
+    vec($rin, 3, 1) = 1;
+    vec($rin, fileno($wake), 1) = 1;
+    next if select(my $rout = $rin, undef, undef, undef) <= 0;
+    sysread($wake, my $drained, 64) if vec($rout, fileno($wake), 1);
+    if (vec($rout, 3, 1)) {
+      my $got = sysread($agent, my $ignored, 64);
+      if (defined $got && $got == 0) {
+        kill('KILL', -$pid);
+        waitpid($pid, 0);
+        last;
+      }
+    }
   }
   POSIX::_exit(0);
 }

@@ -57,7 +57,7 @@ export interface JobMeta {
   readonly killWaitSeconds: number;
   readonly submittedAt: number;
   /** Policies of the job's main step (step 0 of a run job, the batch step of a batch job). */
-  readonly policies: { readonly killOnBadExit: boolean; readonly waitSeconds?: number; readonly timeLimitSeconds?: number };
+  readonly policies: { readonly killOnBadExit: boolean; readonly noKill?: boolean; readonly waitSeconds?: number; readonly timeLimitSeconds?: number };
   /** How each step is started, by step id. */
   readonly steps: Readonly<Record<string, StepSpec>>;
   /** The nodes and ranks the job holds, once it has started. */
@@ -218,6 +218,18 @@ export class JobHost {
   /** Sends an event to the job. */
   sendJob(event: JobEvent): void {
     this.job.send(event);
+  }
+
+  /**
+   * The job's Slurm state: its machine's, except that a job whose main step (step 0 of a run job, the
+   * batch step) is being stopped is COMPLETING too, as Slurm shows a job whose step is ending (CG).
+   */
+  runState(): RunState {
+    const snap = this.job.getSnapshot();
+    const state = runStateOf(snap.value, snap.context.end);
+    if (state !== "RUNNING") return state;
+    const main = this.steps.get(this.meta.kind === "batch" ? "batch" : "0")?.getSnapshot();
+    return main?.value === "completing" ? "COMPLETING" : state;
   }
 
   /** True once the job has its verdict. */

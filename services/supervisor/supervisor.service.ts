@@ -10,7 +10,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamCl
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { createActor, type Actor } from "xstate";
 import { nodeMachine, nodeNextDeadline, type NodeEffect, type NodeEvent, type NodeStateName } from "../../machines/node.machine.js";
-import { stepNextDeadline, stepPicture, type Placement, type SignalTarget, type StepContext, type StepEvent, type StepPolicies } from "../../machines/step.machine.js";
+import { stepNextDeadline, stepPicture, stepStopNotice, type KillNotice, type Placement, type SignalTarget, type StepContext, type StepEvent, type StepPolicies } from "../../machines/step.machine.js";
 import { BATCH_STEP } from "../../machines/job.machine.js";
 import type { TaskEvent } from "../../machines/task.machine.js";
 import { allTasks, getTask, hasRank } from "../../machines/task-table.js";
@@ -188,7 +188,7 @@ class SupervisorService implements Supervisor {
       for (const [stepId, actor] of host.steps) {
         host.published.set(stepId, runStateOf(actor.getSnapshot().value, actor.getSnapshot().context.end));
       }
-      host.published.set("job", runStateOf(host.job.getSnapshot().value, host.job.getSnapshot().context.end));
+      host.published.set("job", host.runState());
       this.log.info({ job: record.jobId, seq: record.seq }, "job.restored");
     }
   }
@@ -353,7 +353,7 @@ class SupervisorService implements Supervisor {
       request,
       killWaitSeconds: req.killWaitSeconds ?? this.cfg.killWaitSeconds,
       submittedAt: now,
-      policies: { killOnBadExit: req.killOnBadExit, waitSeconds: req.waitSeconds, timeLimitSeconds: req.timeLimitSeconds },
+      policies: { killOnBadExit: req.killOnBadExit, noKill: req.noKill, waitSeconds: req.waitSeconds, timeLimitSeconds: req.timeLimitSeconds },
       steps: { [batch ? BATCH_STEP : "0"]: stepSpec(req, cwd, batch) },
       origin: { dir: req.submitDir ?? cwd, ...(req.submitHost ? { host: req.submitHost } : {}) },
     };
@@ -387,6 +387,7 @@ class SupervisorService implements Supervisor {
     const killWaitSeconds = req.killWaitSeconds ?? host.meta.killWaitSeconds;
     this.startStep(host, stepId, req.ntasks, placement, {
       killOnBadExit: req.killOnBadExit,
+      noKill: req.noKill,
       waitMs: req.waitSeconds !== undefined ? req.waitSeconds * 1000 : undefined,
       timeLimitMs: req.timeLimitSeconds !== undefined ? req.timeLimitSeconds * 1000 : undefined,
       killWaitMs: killWaitSeconds * 1000,
@@ -443,6 +444,7 @@ class SupervisorService implements Supervisor {
     const p = host.meta.policies;
     const policies = {
       killOnBadExit: p.killOnBadExit,
+      noKill: p.noKill,
       waitMs: p.waitSeconds !== undefined ? p.waitSeconds * 1000 : undefined,
       timeLimitMs: p.timeLimitSeconds !== undefined ? p.timeLimitSeconds * 1000 : undefined,
       killWaitMs: host.meta.killWaitSeconds * 1000,
@@ -537,7 +539,7 @@ class SupervisorService implements Supervisor {
     const mainId = host.meta.kind === "batch" ? BATCH_STEP : "0";
     const main = steps.find((s) => s.stepId === mainId);
     const spec = host.meta.steps[mainId];
-    const state = runStateOf(snap.value, end);
+    const state = host.runState();
     const started = ctx.startedAt;
     return {
       jobId: host.id,
@@ -1007,7 +1009,8 @@ class SupervisorService implements Supervisor {
         commands.push({ host, send: () => this.launch(host, e.step, eff.params.placement) });
         break;
       case "signalTasks":
-        commands.push({ host, send: () => this.signalTargets(host, e.step, eff.params.signal, eff.params.cont, eff.params.targets) });
+        // Only a batch step's agent writes the stop into a file (the job's output); `muster run` prints it from the step's state.
+        commands.push({ host, send: () => this.signalTargets(host, e.step, eff.params.signal, eff.params.cont, eff.params.targets, e.step === BATCH_STEP ? eff.params.notice : undefined) });
         break;
       case "notifyFirstFailure": {
         const p = eff.params;
@@ -1124,11 +1127,12 @@ class SupervisorService implements Supervisor {
         reason: snap.context.end?.reason ?? "None",
         exitCode: snap.context.end?.exitCode ?? "0:0",
         failedNode: snap.context.end?.failedNodes[0],
+        stopping: state === "COMPLETING" ? stepStopNotice(snap.context) : undefined,
         at: snap.context.end?.at ?? Date.now(),
       });
     }
     const jsnap = host.job.getSnapshot();
-    const state: RunState = runStateOf(jsnap.value, jsnap.context.end);
+    const state: RunState = host.runState();
     if (host.published.get("job") !== state) {
       host.published.set("job", state);
       const end = jsnap.context.end;
@@ -1248,12 +1252,12 @@ class SupervisorService implements Supervisor {
     );
   }
 
-  private async signalTargets(host: JobHost, stepId: string, signal: number, cont: boolean, targets: readonly SignalTarget[]): Promise<void> {
+  private async signalTargets(host: JobHost, stepId: string, signal: number, cont: boolean, targets: readonly SignalTarget[], notice?: KillNotice): Promise<void> {
     await Promise.all(
       targets.map(async (t) => {
         const base = { type: "cmd.signal" as const, v: 1 as const, job: host.id, step: wireStep(stepId), node: t.node, epoch: t.epoch, ranks: t.ranks };
         if (cont) await this.command(t.node, { ...base, signal: 18 });
-        await this.command(t.node, { ...base, signal });
+        await this.command(t.node, { ...base, signal, ...(notice ? { notice } : {}) });
       }),
     );
   }

@@ -36,11 +36,12 @@ const SLURM_ENV_OPTIONS: readonly OptionSpec[] = [
 
 /** Options of `muster run`. */
 export const RUN_OPTIONS: readonly OptionSpec[] = [
-  { name: "ntasks", short: "n", type: "int", arg: "N", help: "number of tasks (default 1)" },
+  { name: "ntasks", short: "n", type: "int", arg: "N", help: "number of tasks (default NODES x K, else 1)" },
   { name: "nodes", short: "N", type: "int", arg: "NODES", help: "number of nodes to spread the tasks over" },
-  { name: "ntasks-per-node", type: "int", arg: "K", help: "tasks on each node" },
+  { name: "ntasks-per-node", type: "int", arg: "K", help: "tasks on each node (without -n: NODES x K tasks)" },
   { name: "label", short: "l", type: "boolean", help: "prefix each output line with its task rank (RANK: )" },
   { name: "kill-on-bad-exit", short: "K", type: "boolean", help: "kill the other tasks when one ends badly" },
+  { name: "no-kill", short: "k", type: "boolean", help: "when a node fails, keep the step's other tasks running (default: stop them)" },
   { name: "wait", short: "W", type: "number", arg: "SEC", help: "after the first task ends, SIGKILL the rest after SEC seconds" },
   { name: "time", short: "t", type: "string", arg: "LIMIT", help: "time limit (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS)" },
   { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL (default: the supervisor's MUSTER_KILL_WAIT, 10)" },

@@ -34,3 +34,4 @@ export {
   sortGroupKeys,
   taskErrorLines,
 } from "./render.js";
+export { formatLocalTime, stopLine } from "./stop-line.js";

@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { IdSet } from "../idset/index.js";
 import {
+  EpochMsSchema,
   EpochSchema,
   IdSetSchema,
   JobIdSchema,
@@ -20,6 +21,7 @@ import {
   WireErrorSchema,
 } from "./common.schema.js";
 import { ArgvSchema, BatchSpecSchema, EnvExportSchema, EnvSchema } from "./control.schema.js";
+import { KillReasonSchema } from "./state.schema.js";
 
 /** True when `ranks` is an id set of at least one rank, every one below `ntasks`. */
 function ranksFit(ranks: string, ntasks: number): boolean {
@@ -92,6 +94,11 @@ export const SignalCommandSchema = z
     epoch: EpochSchema,
     ranks: IdSetSchema.optional(),
     signal: SignalNumberSchema,
+    /**
+     * The first signal of a stop by the runtime: why and when. The agent of a batch step writes
+     * `*** JOB 12 ON node-1 CANCELLED AT … [DUE TO TIME LIMIT] ***` into the job's output file, as slurmstepd does.
+     */
+    notice: z.object({ reason: KillReasonSchema, at: EpochMsSchema }).optional(),
   })
   .meta({ title: "cmd.signal", description: "Supervisor to agent: signal tasks of a step on this node." });
 

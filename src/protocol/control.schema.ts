@@ -60,6 +60,8 @@ export const SubmitRequestSchema = z
     ntasksPerNode: PositiveIntSchema.optional(),
     label: z.boolean(),
     killOnBadExit: z.boolean(),
+    /** `-k/--no-kill`: when a node fails, only its tasks end (`node_lost`) and the rest run on; by default the step is stopped. */
+    noKill: z.boolean().optional(),
     waitSeconds: SecondsSchema.optional(),
     timeLimitSeconds: z.number().positive().optional(),
     killWaitSeconds: SecondsSchema.optional(),

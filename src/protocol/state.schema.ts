@@ -49,6 +49,16 @@ export const FINAL_GROUP_KEY_PATTERN = new RegExp(`^(?:${FINAL_KEYS})$`);
 export const GROUP_KEY_PATTERN = new RegExp(`^(?:${FINAL_KEYS}|${LIVE_GROUP_KEYS.join("|")})$`);
 
 
+/** Why the runtime stops a step: a cancel, `--kill-on-bad-exit`, `--wait`, the time limit or a lost node. */
+export const KillReasonSchema = z.enum(["cancel", "kill-on-bad-exit", "wait", "time-limit", "node-failure"]);
+
+/** Why and when the runtime began stopping a step, and on which node that is reported. */
+export const StepStoppingSchema = z.object({
+  reason: KillReasonSchema,
+  at: EpochMsSchema,
+  node: NodeNameSchema,
+});
+
 /** `job.state`: a job (no `step`) or one of its steps changed state. */
 export const JobStateMessageSchema = z
   .object({
@@ -63,6 +73,12 @@ export const JobStateMessageSchema = z
     /** Jobs only: the reduction over non-batch steps. */
     derivedExitCode: ExitCodeStringSchema.optional(),
     failedNode: NodeNameSchema.optional(),
+    /**
+     * Steps in `COMPLETING` only: why and when the runtime began stopping the step, and the node that
+     * reports it (its first task's, the first not lost); `muster run` prints srun's
+     * `*** STEP 12.0 ON node-1 CANCELLED AT … ***` line from it.
+     */
+    stopping: StepStoppingSchema.optional(),
     at: EpochMsSchema,
   })
   .meta({ title: "job.state", description: "A job or step changed state." });
@@ -201,3 +217,7 @@ export type StepFirstFailure = z.infer<typeof StepFirstFailureSchema>;
 export type StepSummary = z.infer<typeof StepSummarySchema>;
 /** Anything on a step's exitcodes subject. */
 export type StepExitCodesMessage = z.infer<typeof StepExitCodesMessageSchema>;
+/** Why the runtime stops a step. */
+export type KillReason = z.infer<typeof KillReasonSchema>;
+/** Why and when the runtime began stopping a step (`job.state` of a step in `COMPLETING`). */
+export type StepStopping = z.infer<typeof StepStoppingSchema>;

@@ -222,7 +222,7 @@ describe("policies", () => {
     }
   });
 
-  it("--wait 2: once rank 0 exits, the rest get SIGKILL about 2 s later", async () => {
+  it("--wait 2: once rank 0 exits, the rest get SIGKILL about 2 s later, and count (FAILED 0:9, exit 137)", async () => {
     const r = await c.muster(["run", "-v", "-W", "2", "-n", "3", "--", "sh", "-c", '[ "$MUSTER_TASK_ID" = 0 ] && exit 0; exec sleep 600']);
     const v = await c.showJob(/muster: job (\S+):/.exec(r.stderr)![1]!);
     const tasks = v.steps[0].tasks as TaskView[];
@@ -232,7 +232,8 @@ describe("policies", () => {
     console.log(`--wait 2: rank 0's exit → the others' SIGKILL end ${gap} ms; state ${v.state} ${v.exitCode}, run exit ${r.code}`);
     expect(gap).toBeGreaterThanOrEqual(1500);
     expect(gap).toBeLessThanOrEqual(5000);
-    for (const t of tasks.filter((x) => x.rank !== 0)) expect(t).toMatchObject({ outcome: { kind: "signaled", signal: 9 }, killedByRuntime: true });
+    for (const t of tasks.filter((x) => x.rank !== 0)) expect(t).toMatchObject({ outcome: { kind: "signaled", signal: 9 }, killedByRuntime: false });
+    expect([v.state, v.exitCode, r.code]).toEqual(["FAILED", "0:9", 137]);
   });
 
   it("--time 0:03 ends sleep 600 with TIMEOUT, TimeLimit", async () => {

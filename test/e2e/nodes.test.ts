@@ -111,8 +111,9 @@ describe("an agent killed with SIGKILL", () => {
 describe("an agent frozen with SIGSTOP", () => {
   it("is lost after nodeTimeout, comes back with a new epoch, and its late event for the old epoch is dropped", async () => {
     const cl = await cluster({ agents: 2, slots: 4 });
-    // Rank 0 ends while its agent is frozen; rank 1 (the other node) keeps the job alive meanwhile.
-    const run = cl.start(["run", "-v", "-N", "2", "--ntasks-per-node", "1", "-n", "2", "--", "sh", "-c", 'if [ "$MUSTER_TASK_ID" = 0 ]; then sleep 2; exit 0; fi; exec sleep 600']);
+    // Rank 0 ends while its agent is frozen; rank 1 (the other node) keeps the job alive meanwhile
+    // (--no-kill: by default the loss of rank 0's node would stop rank 1 and end the job).
+    const run = cl.start(["run", "-v", "--no-kill", "-N", "2", "--ntasks-per-node", "1", "-n", "2", "--", "sh", "-c", 'if [ "$MUSTER_TASK_ID" = 0 ]; then sleep 2; exit 0; fi; exec sleep 600']);
     const job = await jobOf(run);
     const tasks = await allRunning(cl, job, 2);
     const node = tasks.find((t) => t.rank === 0).node as string;

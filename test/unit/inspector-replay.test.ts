@@ -58,7 +58,7 @@ describe("inspector replay", () => {
     expect(first.job.state).toBe("pending");
     expect(first.steps[0]).toMatchObject({ state: "pending", groups: { pending: "0-3" } });
     const failed = r.stateAt(6, { rank: 3 });
-    expect(failed.steps[0]).toMatchObject({ state: "completing", groups: { running: "0-2", "exited:5": "3" }, firstFailure: { rank: 3, node: "node-2" } });
+    expect(failed.steps[0]).toMatchObject({ state: "running", groups: { running: "0-2", "exited:5": "3" }, firstFailure: { rank: 3, node: "node-2" } });
     expect(failed.task).toMatchObject({ rank: 3, state: "exited", context: { node: "node-2", pid: 103, outcome: { kind: "exited", code: 5 } } });
     const last = r.stateAt(r.total - 1);
     expect(last.job).toMatchObject({ state: "failed", end: { state: "FAILED", reason: "NonZeroExitCode", exitCode: "5:0" } });

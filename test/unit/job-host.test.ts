@@ -52,7 +52,8 @@ describe("JobHost.persisted", () => {
     expect(JSON.parse(JSON.stringify(ours))).toEqual(JSON.parse(JSON.stringify(xstates)));
     // The task table is shared, not copied (what makes it cheap).
     expect((ours!.context as { tasks: unknown }).tasks).toBe(host.steps.get("0")!.getSnapshot().context.tasks);
-    expect(ours!.value).toBe("completing");
+    // One task ended, the others run: RUNNING (COMPLETING is a step being stopped).
+    expect(ours!.value).toBe("running");
   });
 
   it("restores a host that continues exactly like the original", () => {
@@ -96,6 +97,21 @@ function randomJobEvents(rand: () => number, kind: "run" | "batch"): JobEvent[] 
   }
   return events;
 }
+
+describe("JobHost.runState", () => {
+  it("is RUNNING while tasks end on their own, COMPLETING once the main step is being stopped", () => {
+    const host = hostWithEvents();
+    expect(host.runState()).toBe("RUNNING");
+    host.sendStep("0", { type: "NODE_LOST", node: "n1", epoch: "old", at: 1003 }); // a stale incarnation: nothing happens
+    expect(host.runState()).toBe("RUNNING");
+    host.sendStep("0", { type: "TICK", now: 1004 });
+    expect(host.runState()).toBe("RUNNING");
+    // A cancel of the step alone (the job machine is not told) makes the job COMPLETING.
+    host.sendStep("0", { type: "CANCEL", by: "u", at: 1005 });
+    expect(host.steps.get("0")!.getSnapshot().value).toBe("completing");
+    expect(host.runState()).toBe("COMPLETING");
+  });
+});
 
 describe("HostedJob", () => {
   it("agrees with the XState job actor on 3,000 random event sequences", () => {

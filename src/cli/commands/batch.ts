@@ -13,6 +13,7 @@ import { withClient, type Client } from "../client.js";
 import { readDirectives } from "../directives.js";
 import { chdirOption, exportedEnv, nodelistOption, submitOrigin } from "../slurm-options.js";
 import { BATCH_OPTIONS, type CommandContext } from "../specs.js";
+import { resolveTaskLayout } from "../task-layout.js";
 
 /** The script sbatch's `--wrap` builds around a command. */
 export function wrapScript(command: string): string {
@@ -93,6 +94,8 @@ function batchRequest(args: ParsedArgs, s: BatchScript, user: string, env: Reado
   }
   const { env: taskEnv, envExport } = exportedEnv("batch", o.export as string | undefined, env);
   const nodelist = nodelistOption("batch", o.nodelist as string | undefined);
+  // The allocation's counts as sbatch computes them (-N 2 --ntasks-per-node 2: 4 tasks).
+  const layout = resolveTaskLayout("batch", { ntasks: o.ntasks as number | undefined, nodes: o.nodes as number | undefined, ntasksPerNode: o["ntasks-per-node"] as number | undefined });
   return {
     type: "submit",
     v: 1,
@@ -101,9 +104,9 @@ function batchRequest(args: ParsedArgs, s: BatchScript, user: string, env: Reado
     argv: [script, ...rest],
     env: taskEnv,
     cwd: chdirOption(cwd, o.chdir as string | undefined),
-    ntasks: (o.ntasks as number | undefined) ?? 1,
-    nodes: o.nodes as number | undefined,
-    ntasksPerNode: o["ntasks-per-node"] as number | undefined,
+    ntasks: layout.ntasks,
+    nodes: layout.nodes,
+    ntasksPerNode: layout.ntasksPerNode,
     label: false,
     killOnBadExit: false,
     timeLimitSeconds,

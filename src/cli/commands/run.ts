@@ -3,7 +3,7 @@
  * the first task fails, the per-task lines at the end, and exit with srun's status rule.
  */
 import type { Config } from "../../config.js";
-import { isFinalState, parseExitCode, runExitStatus } from "../../exit-status/index.js";
+import { isFinalState, parseExitCode, runExitStatus, stopLine } from "../../exit-status/index.js";
 import { MusterError } from "../../errors.js";
 import { IdSet } from "../../idset/index.js";
 import {
@@ -15,6 +15,7 @@ import {
   type IoChunk,
   type JobView,
   type StepExitCodesMessage,
+  type StepStopping,
   type StepSummary,
   type SubmitRequest,
 } from "../../protocol/index.js";
@@ -23,6 +24,7 @@ import { withClient, type Client } from "../client.js";
 import { chdirOption, exportedEnv, jobDefaults, nodelistOption, submitOrigin } from "../slurm-options.js";
 import { errorLines, groupLines, summaryLines } from "../render.js";
 import type { CommandContext } from "../specs.js";
+import { resolveTaskLayout, type TaskLayout } from "../task-layout.js";
 
 /** What `muster run` needs from its surroundings (so tests can drive it). */
 export interface RunIo {
@@ -44,9 +46,7 @@ export function buildSubmit(args: ParsedArgs, user: string, io: Pick<RunIo, "env
   if (args.positionals.length === 0) throw new MusterError("USAGE", "run: no command given (muster run [options] -- CMD [ARGS...])");
   const { env, envExport } = exportedEnv("run", o.export as string | undefined, io.env);
   const nodelist = nodelistOption("run", o.nodelist as string | undefined);
-  const ntasks = (o.ntasks as number | undefined) ?? 1;
-  if (ntasks < 1) throw new MusterError("USAGE", "run: option --ntasks must be at least 1");
-  for (const k of ["nodes", "ntasks-per-node"]) if (o[k] !== undefined && (o[k] as number) < 1) throw new MusterError("USAGE", `run: option --${k} must be at least 1`);
+  const { ntasks, nodes, ntasksPerNode } = taskLayout(o);
   return {
     type: "submit",
     v: 1,
@@ -56,10 +56,11 @@ export function buildSubmit(args: ParsedArgs, user: string, io: Pick<RunIo, "env
     env,
     cwd: chdirOption(io.cwd, o.chdir as string | undefined),
     ntasks,
-    nodes: o.nodes as number | undefined,
-    ntasksPerNode: o["ntasks-per-node"] as number | undefined,
+    nodes,
+    ntasksPerNode,
     label: Boolean(o.label),
     killOnBadExit: Boolean(o["kill-on-bad-exit"]),
+    ...(o["no-kill"] ? { noKill: true } : {}),
     waitSeconds: o.wait as number | undefined,
     timeLimitSeconds: o.time === undefined ? undefined : timeLimitOption(String(o.time)),
     killWaitSeconds: o["kill-wait"] as number | undefined,
@@ -68,6 +69,11 @@ export function buildSubmit(args: ParsedArgs, user: string, io: Pick<RunIo, "env
     ...(nodelist ? { nodelist } : {}),
     ...submitOrigin(io.cwd),
   };
+}
+
+/** `-n`, `-N` and `--ntasks-per-node` resolved as srun does (src/cli/task-layout.ts). */
+function taskLayout(o: ParsedArgs["options"]): TaskLayout {
+  return resolveTaskLayout("run", { ntasks: o.ntasks as number | undefined, nodes: o.nodes as number | undefined, ntasksPerNode: o["ntasks-per-node"] as number | undefined });
 }
 
 /** `--time`: like every other option error, the message names the command and the option. */
@@ -107,6 +113,7 @@ export async function runMain(args: ParsedArgs, config: Config, ctx: CommandCont
 /** Runs the command; resolves with the exit status. */
 export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): Promise<number> {
   const submit = buildSubmit(args, client.cfg.user, io);
+  for (const w of taskLayout(jobDefaults(args.options, io.env)).warnings) io.stderr(`muster: warning: ${w}\n`);
   const reply = (await client.request("submit", submit)) as { job: string; step: number; placement?: { node: string; ranks: string }[]; state?: string };
   const job = reply.job;
   if (args.options.verbose) {
@@ -163,6 +170,13 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
 
   let summary: StepSummary | undefined;
   let firstFailureShown = false;
+  // srun's `*** STEP 12.0 ON node-1 CANCELLED AT … ***`, printed once, the moment the runtime begins stopping the step.
+  let stopShown = false;
+  const showStop = (s: StepStopping) => {
+    if (stopShown) return;
+    stopShown = true;
+    io.stderr(`muster: error: ${stopLine(`STEP ${job}.${reply.step}`, s.node, s.reason, s.at)}\n`);
+  };
   let jobEnd: string | undefined;
   let resolveEnd!: () => void;
   const ended = new Promise<void>((r) => (resolveEnd = r));
@@ -179,6 +193,7 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
       return;
     }
     const p = parseMessage(JobStateMessageSchema, m.data, m.subject);
+    if (p.ok && p.value.step === reply.step && p.value.stopping) showStop(p.value.stopping);
     if (!p.ok || !isFinalState(p.value.state)) return;
     // The step's end; or the job's, which comes without one when the job was cancelled while PENDING.
     if (p.value.step === reply.step || p.value.step === undefined) {
@@ -203,12 +218,22 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
       io.stderr(`muster: error: job ${job} ${jobEnd === "CANCELLED" ? "was cancelled before it started" : "ended without a step summary"}\n`);
       return 1;
     }
+    // A stop whose COMPLETING state was never published (the step ended in the same instant) still says so.
+    const stopReason = STOP_REASON_OF_STATE[s.state];
+    const firstNode = reply.placement?.[0]?.node;
+    if (stopReason && firstNode) showStop({ reason: stopReason, at: s.publishedAt, node: firstNode });
     for (const l of errorLines(s, await launchErrors(client, job, reply.step, s))) io.stderr(`muster: error: ${l}\n`);
     return runExitStatus(parseExitCode(s.exitCode), s.state, s.reason);
   } finally {
     unregister?.();
   }
 }
+
+/**
+ * The stop reason a cancelled or timed-out step's state implies. NODE_FAIL is not here: a step whose
+ * nodes failed was stopped (and said so) only when some of its tasks survived, and never under `--no-kill`.
+ */
+const STOP_REASON_OF_STATE: Partial<Record<string, StepStopping["reason"]>> = { CANCELLED: "cancel", TIMEOUT: "time-limit" };
 
 /** The OS error text of each task that could not be launched (read from the job's view), by rank. */
 async function launchErrors(client: Client, job: string, step: number, s: StepSummary): Promise<Map<number, string>> {

@@ -5,8 +5,10 @@ import { createActor } from "xstate";
 import {
   applyStepEvent,
   initialStepContext,
+  settleStepState,
   stepMachine,
   stepNextDeadline,
+  stepStopNotice,
   type Placement,
   type RankedTaskEvent,
   type StepContext,
@@ -85,7 +87,8 @@ describe("step machine: the issue's vector", () => {
       ),
     );
     const after1 = actor.getSnapshot();
-    expect(after1.value).toBe("completing");
+    // One task ended while the others run: still RUNNING, as in Slurm (COMPLETING is a step being stopped).
+    expect(after1.value).toBe("running");
     expect(after1.context.counts).toEqual({ pending: 0, launching: 1, running: 2, stopping: 0, exited: 1, signaled: 0, launchFailed: 0, nodeLost: 0 });
     expect(after1.context.staleEvents).toBe(1);
     expect(after1.context.duplicateEvents).toBe(1);
@@ -237,6 +240,7 @@ describe("step machine: policies", () => {
           { node: "n1", epoch: "e1", ranks: "0" },
           { node: "n2", epoch: "e2", ranks: "2-3" },
         ],
+        notice: { reason: "kill-on-bad-exit", at: 5000 },
       },
     ]);
     for (const r of [0, 2, 3]) {
@@ -272,7 +276,7 @@ describe("step machine: policies", () => {
     expect(stepNextDeadline(s.ctx)).toBe(25_000);
   });
 
-  it("--wait: the first end sets waitDeadline; at the deadline the rest get SIGKILL", () => {
+  it("--wait: the first end sets waitDeadline; at the deadline the rest get SIGKILL and count (srun: FAILED 0:9, exit 137)", () => {
     const s = runningStep({ waitMs: 30_000 });
     expect(s.ctx.waitDeadline).toBeUndefined();
     s.send(tasks(ended(0, exit(0), 2000)));
@@ -282,14 +286,26 @@ describe("step machine: policies", () => {
     expect(s.ctx.waitDeadline).toBe(32_000);
     expect(s.send({ type: "TICK", now: 31_999 })).toEqual([]);
     expect(s.send({ type: "TICK", now: 32_000 })).toEqual([
-      { type: "signalTasks", params: { signal: 9, cont: false, targets: [{ node: "n2", epoch: "e2", ranks: "2-3" }] } },
+      { type: "signalTasks", params: { signal: 9, cont: false, targets: [{ node: "n2", epoch: "e2", ranks: "2-3" }], notice: { reason: "wait", at: 32_000 } } },
     ]);
     expect(s.ctx.kill).toEqual({ reason: "wait", requestedAt: 32_000, escalateAt: undefined, unconfirmedAt: 42_000 });
     expect(s.ctx.waitDeadline).toBeUndefined();
+    // The step is being stopped: COMPLETING from here on.
+    for (const r of [2, 3]) expect(getTask(s.ctx.tasks, r)).toMatchObject({ state: "stopping", context: { killedByRuntime: false, stopReason: "wait" } });
     s.send(tasks(ended(2, sig(9), 32_100), ended(3, sig(9), 32_100)));
-    // The SIGKILLed tasks are the runtime's victims: they trigger the notification but do not decide the verdict.
     expect(s.of("notifyFirstFailure")).toHaveLength(1);
-    expect(s.ctx.end).toEqual({ state: "COMPLETED", reason: "None", exitCode: "0:0", failedNodes: [], runExitStatus: 0, at: 32_100 });
+    // The tasks --wait killed are not the runtime's victims left out of the reduction: srun counts them as killed.
+    expect(s.ctx.end).toEqual({ state: "FAILED", reason: "RaisedSignal:9(Killed)", exitCode: "0:9", failedNodes: [], runExitStatus: 137, at: 32_100 });
+    expect(s.of("stepEnded")[0]!.killedByRuntime).toBe("");
+  });
+
+  it("--wait: a task the wait killed whose node never confirms is counted killed too", () => {
+    const s = runningStep({ waitMs: 1000 });
+    s.send(tasks(ended(0, exit(0), 2000), ended(1, exit(0), 2000), ended(2, exit(0), 2000)));
+    s.send({ type: "TICK", now: 3000 });
+    s.send({ type: "TICK", now: 13_000 });
+    expect(getTask(s.ctx.tasks, 3)).toMatchObject({ state: "signaled", context: { killedByRuntime: false, killUnconfirmed: true } });
+    expect(s.ctx.end).toMatchObject({ state: "FAILED", exitCode: "0:9", runExitStatus: 137 });
   });
 
   it("--wait does nothing when every task ended before the deadline", () => {
@@ -308,7 +324,10 @@ describe("step machine: policies", () => {
     const term = s.send({ type: "TICK", now: 61_000 });
     expect(s.ctx.timedOut).toBe(true);
     expect(term).toEqual([
-      { type: "signalTasks", params: { signal: 15, cont: true, targets: [{ node: "n1", epoch: "e1", ranks: "0-1" }, { node: "n2", epoch: "e2", ranks: "2-3" }] } },
+      {
+        type: "signalTasks",
+        params: { signal: 15, cont: true, targets: [{ node: "n1", epoch: "e1", ranks: "0-1" }, { node: "n2", epoch: "e2", ranks: "2-3" }], notice: { reason: "time-limit", at: 61_000 } },
+      },
     ]);
     expect(s.ctx.kill).toMatchObject({ reason: "time-limit", escalateAt: 71_000 });
     expect(stepNextDeadline(s.ctx)).toBe(71_000);
@@ -338,7 +357,10 @@ describe("step machine: policies", () => {
   it("cancel sends TERM; a second cancel escalates to SIGKILL at once", () => {
     const s = runningStep();
     expect(s.send({ type: "CANCEL", by: "alice", at: 5000 })).toEqual([
-      { type: "signalTasks", params: { signal: 15, cont: true, targets: [{ node: "n1", epoch: "e1", ranks: "0-1" }, { node: "n2", epoch: "e2", ranks: "2-3" }] } },
+      {
+        type: "signalTasks",
+        params: { signal: 15, cont: true, targets: [{ node: "n1", epoch: "e1", ranks: "0-1" }, { node: "n2", epoch: "e2", ranks: "2-3" }], notice: { reason: "cancel", at: 5000 } },
+      },
     ]);
     expect(s.ctx.kill).toEqual({ reason: "cancel", requestedAt: 5000, escalateAt: 15_000, unconfirmedAt: 25_000 });
     s.send(tasks(ended(0, sig(15), 5500)));
@@ -390,13 +412,15 @@ describe("step machine: policies", () => {
     expect(snap.output).toEqual({ state: "CANCELLED", reason: "None", exitCode: "0:15", failedNodes: [], runExitStatus: 143, at: 25_000 });
   });
 
-  it("NODE_LOST for a node incarnation: its live tasks become node_lost → NODE_FAIL with the failed node", () => {
-    const s = runningStep();
+  it("NODE_LOST (--no-kill): its live tasks become node_lost, the rest run on → NODE_FAIL with the failed node", () => {
+    const s = runningStep({ noKill: true });
     // A stale incarnation of n2 changes nothing.
     expect(s.send({ type: "NODE_LOST", node: "n2", epoch: "e1", at: 7000 })).toEqual([]);
     s.send(tasks(ended(3, exit(0), 7500)));
     const fx = s.send({ type: "NODE_LOST", node: "n2", epoch: "e2", at: 8000 });
     expect(fx.map((e) => e.type)).toEqual(["notifyFirstFailure"]);
+    expect(s.ctx.kill).toBeUndefined();
+    expect(settleStepState("running", s.ctx)).toBe("running");
     expect(s.of("notifyFirstFailure")[0]).toMatchObject({
       trigger: { rank: 2, node: "n2", outcome: { kind: "node_lost" }, at: 8000 },
       groups: { running: "0-1", "exited:0": "3", node_lost: "2" },
@@ -404,6 +428,56 @@ describe("step machine: policies", () => {
     expect(s.ctx.counts.nodeLost).toBe(1);
     s.send(tasks(ended(0, exit(0), 9000), ended(1, exit(0), 9000)));
     expect(s.ctx.end).toEqual({ state: "NODE_FAIL", reason: "NodeDown", exitCode: "0:0", failedNodes: ["n2"], runExitStatus: 1, at: 9000 });
+  });
+
+  it("NODE_LOST (default): the rest of the step is stopped TERM → KillWait → KILL, marked killed by the runtime → NODE_FAIL", () => {
+    const s = runningStep();
+    s.send(tasks(ended(3, exit(0), 7500)));
+    const fx = s.send({ type: "NODE_LOST", node: "n2", epoch: "e2", at: 8000 });
+    expect(fx).toEqual([
+      expect.objectContaining({ type: "notifyFirstFailure" }),
+      { type: "signalTasks", params: { signal: 15, cont: true, targets: [{ node: "n1", epoch: "e1", ranks: "0-1" }], notice: { reason: "node-failure", at: 8000 } } },
+    ]);
+    expect(s.ctx.kill).toEqual({ reason: "node-failure", requestedAt: 8000, escalateAt: 18_000, unconfirmedAt: 28_000 });
+    expect(settleStepState("running", s.ctx)).toBe("completing");
+    expect(stepStopNotice(s.ctx)).toEqual({ reason: "node-failure", at: 8000, node: "n1" });
+    for (const r of [0, 1]) expect(getTask(s.ctx.tasks, r)).toMatchObject({ state: "stopping", context: { killedByRuntime: true, stopReason: "node-failure" } });
+    // Rank 0 ends on TERM; rank 1 ignores it and is SIGKILLed at KillWait.
+    s.send(tasks(ended(0, sig(15), 8100)));
+    expect(s.send({ type: "TICK", now: 18_000 })).toEqual([{ type: "signalTasks", params: { signal: 9, cont: false, targets: [{ node: "n1", epoch: "e1", ranks: "1" }] } }]);
+    s.send(tasks(ended(1, sig(9), 18_100)));
+    expect(s.ctx.end).toEqual({ state: "NODE_FAIL", reason: "NodeDown", exitCode: "0:0", failedNodes: ["n2"], runExitStatus: 1, at: 18_100 });
+    expect(s.of("stepEnded")[0]!.groups).toEqual({ "signaled:15": "0", "signaled:9": "1", node_lost: "2", "exited:0": "3" });
+  });
+
+  it("NODE_LOST of the first task's node: the stop is told from the first node still there", () => {
+    const s = runningStep();
+    s.send({ type: "NODE_LOST", node: "n1", epoch: "e1", at: 8000 });
+    expect(stepStopNotice(s.ctx)).toEqual({ reason: "node-failure", at: 8000, node: "n2" });
+  });
+
+  it("NODE_LOST during a cancel: the lost node's tasks end killed unconfirmed, the step stays CANCELLED", () => {
+    const s = runningStep();
+    s.send({ type: "CANCEL", by: "alice", at: 5000 });
+    s.send(tasks(ended(0, sig(15), 5100), ended(1, sig(15), 5100)));
+    const fx = s.send({ type: "NODE_LOST", node: "n2", epoch: "e2", at: 6000 });
+    expect(fx.map((e) => e.type)).toContain("killUnconfirmed");
+    expect(s.ctx.end).toMatchObject({ state: "CANCELLED" });
+  });
+
+  it("a second node lost while the first loss stops the step is one more failed node", () => {
+    const placement: Placement[] = [
+      { node: "n1", epoch: "e1", ranks: "0" },
+      { node: "n2", epoch: "e2", ranks: "1" },
+      { node: "n3", epoch: "e3", ranks: "2" },
+    ];
+    const s = new StepSim(input(3));
+    s.send(launch(1000, placement));
+    s.send({ type: "NODE_LOST", node: "n3", epoch: "e3", at: 2000 });
+    s.send({ type: "NODE_LOST", node: "n2", epoch: "e2", at: 2001 });
+    expect(s.ctx.kill?.reason).toBe("node-failure");
+    s.send(tasks(ended(0, sig(15), 2100, "e1")));
+    expect(s.ctx.end).toMatchObject({ state: "NODE_FAIL", failedNodes: ["n2", "n3"], runExitStatus: 1 });
   });
 
   it("NODE_FAIL lists failed nodes in natural order", () => {

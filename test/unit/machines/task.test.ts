@@ -108,6 +108,18 @@ describe("task machine transitions (advanceTask)", () => {
     expect(r.context).toMatchObject({ outcome: sig(15), killedByRuntime: true, stopReason: "cancel" });
   });
 
+  it("--wait's STOP leaves the task counted (killedByRuntime false): srun reports what its wait killed", () => {
+    const r = drive(launch, started(), stop("wait"));
+    expect(r.state).toBe("stopping");
+    expect(r.context).toMatchObject({ killedByRuntime: false, stopReason: "wait" });
+    expect(drive(launch, started(), stop("wait"), ended(sig(9))).context).toMatchObject({ outcome: sig(9), killedByRuntime: false });
+    expect(drive(launch, started(), stop("wait"), killUnconfirmed()).context).toMatchObject({ outcome: sig(9), killedByRuntime: false, killUnconfirmed: true });
+  });
+
+  it("a node failure's STOP marks the task killed by the runtime", () => {
+    expect(drive(launch, started(), stop("node-failure")).context).toMatchObject({ killedByRuntime: true, stopReason: "node-failure" });
+  });
+
   it("stopping → exited when the task traps TERM and exits 0 (still killedByRuntime)", () => {
     const r = drive(launch, started(), stop(), ended(exit(0)));
     expect(r.state).toBe("exited");
