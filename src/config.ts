@@ -14,6 +14,8 @@ export const ConfigSchema = z.object({
   natsUrl: z.string().min(1).default("nats://127.0.0.1:4222"),
   /** Credentials file (NATS_CREDS, --creds). */
   natsCreds: z.string().min(1).optional(),
+  /** NKey seed file (NATS_NKEY, --nkey). */
+  natsNkey: z.string().min(1).optional(),
   natsUser: z.string().min(1).optional(),
   natsPassword: z.string().optional(),
   natsToken: z.string().min(1).optional(),
@@ -61,6 +63,7 @@ export type ConfigFlags = Partial<Record<keyof Config, string | number | undefin
 const ENV: Record<keyof Config, string> = {
   natsUrl: "NATS_URL",
   natsCreds: "NATS_CREDS",
+  natsNkey: "NATS_NKEY",
   natsUser: "NATS_USER",
   natsPassword: "NATS_PASSWORD",
   natsToken: "NATS_TOKEN",
@@ -86,11 +89,25 @@ const ENV: Record<keyof Config, string> = {
 /** The environment variable each setting is read from. */
 export const CONFIG_ENV: Readonly<Record<keyof Config, string>> = ENV;
 
-/** Resolves settings: flags over environment over defaults; throws MusterError CONFIG naming the bad setting. */
-export function loadConfig(env: Readonly<Record<string, string | undefined>>, flags: ConfigFlags = {}): Config {
+/** Settings read from a `nats` CLI context: below the environment, above the defaults. */
+export interface ConfigContext {
+  readonly name: string;
+  readonly settings: ConfigFlags;
+}
+
+/**
+ * Resolves settings: flags over environment over the `nats` context (if any) over defaults; throws
+ * MusterError CONFIG naming the bad setting.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>, flags: ConfigFlags = {}, context?: ConfigContext): Config {
   const raw: Record<string, unknown> = {};
+  const fromContext = new Set<string>();
   for (const key of Object.keys(ENV) as (keyof Config)[]) {
-    const v = flags[key] ?? env[ENV[key]];
+    let v = flags[key] ?? env[ENV[key]];
+    if ((v === undefined || v === "") && context?.settings[key] !== undefined) {
+      v = context.settings[key];
+      fromContext.add(key);
+    }
     if (v !== undefined && v !== "") raw[key] = v;
   }
   raw.user ??= defaultUser(env);
@@ -98,7 +115,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, fl
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const key = String(issue.path[0] ?? "");
-    const source = flags[key as keyof Config] !== undefined ? `--${key}` : (ENV[key as keyof Config] ?? key);
+    const source = flags[key as keyof Config] !== undefined ? `--${key}` : fromContext.has(key) ? `${key} of NATS context "${context!.name}"` : (ENV[key as keyof Config] ?? key);
     throw new MusterError("CONFIG", `bad setting ${source}=${JSON.stringify(raw[key])}: ${issue.message}`);
   }
   return Object.freeze(parsed.data);

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the tests need beyond node_modules, from Debian's packages, only when it is missing:
+#   nats-server  every integration and e2e test starts its own on a random port
+#   chromium     test/e2e/inspector.test.ts drives Debian's /usr/bin/chromium (never a downloaded browser)
+# `npm test` runs it first (the `pretest` script). As root it runs apt-get itself; otherwise through
+# sudo when sudo works without a password; else it stops and prints the one command to run.
+set -euo pipefail
+
+missing=()
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then missing+=(nats-server); fi
+if [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "provision: nats-server and chromium are installed"
+  exit 0
+fi
+
+cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  sudo=(sudo)
+else
+  echo "provision: the tests need ${missing[*]} (Debian packages); run as root:" >&2
+  echo "  $cmd" >&2
+  exit 1
+fi
+
+echo "provision: installing ${missing[*]} from apt"
+"${sudo[@]}" apt-get update
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+
+nats_bin="$(command -v nats-server || echo /usr/sbin/nats-server)"
+echo "provision: $("$nats_bin" --version)"
+echo "provision: $(/usr/bin/chromium --version)"
