@@ -40,6 +40,7 @@ export const RUN_OPTIONS: readonly OptionSpec[] = [
   { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL (default: the supervisor's MUSTER_KILL_WAIT, 10)" },
   { name: "job-name", short: "J", type: "string", arg: "NAME", help: "job name" },
   { name: "verbose", short: "v", type: "boolean", help: "print the job id and placement on stderr" },
+  { name: "quiet", short: "Q", type: "boolean", help: "no status line on a terminal, no 'queued' notice (errors still print)" },
 ];
 
 /** Options of `muster batch`. */
