@@ -31,6 +31,13 @@ export const ConfigSchema = z.object({
   disconnectGraceSeconds: z.coerce.number().min(0).default(0.5),
   /** Seconds to wait for a connection or a reply (NATS_TIMEOUT, --timeout). */
   timeoutSeconds: seconds(5),
+  /**
+   * Client commands: how long a request asks again while no supervisor answers (a supervisor
+   * restarting), seconds (MUSTER_SUPERVISOR_WAIT). Default 0.3, so that a supervisor that is down is
+   * said at once; inside a job (MUSTER_JOB_ID set: a batch script, where nobody is waiting to read
+   * the error) the request timeout, so that a step started during a supervisor restart still runs.
+   */
+  supervisorWaitSeconds: z.coerce.number().min(0).max(600).default(0.3),
   /** Subject prefix, so two installations can share one NATS (MUSTER_PREFIX). */
   prefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/).default("muster"),
   /** The acting user, the token in `<prefix>.ctl.<user>.*` (MUSTER_USER; default the OS user). */
@@ -75,6 +82,7 @@ const ENV: Record<keyof Config, string> = {
   sysCreds: "MUSTER_SYS_CREDS",
   disconnectGraceSeconds: "MUSTER_DISCONNECT_GRACE",
   timeoutSeconds: "NATS_TIMEOUT",
+  supervisorWaitSeconds: "MUSTER_SUPERVISOR_WAIT",
   prefix: "MUSTER_PREFIX",
   user: "MUSTER_USER",
   heartbeatIntervalSeconds: "MUSTER_HEARTBEAT_INTERVAL",
@@ -111,6 +119,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, fl
     if (v !== undefined && v !== "") raw[key] = v;
   }
   raw.user ??= defaultUser(env);
+  if (raw.supervisorWaitSeconds === undefined && env.MUSTER_JOB_ID) raw.supervisorWaitSeconds = raw.timeoutSeconds ?? 5;
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

@@ -7,9 +7,6 @@ import { MusterError } from "../errors.js";
 import { connectNats, jetStreamMissing, noJetStreamError } from "../nats/connect.js";
 import { ReplySchema, createSubjects, encodeMessage, parseMessage, type CtlOp, type Message, type Subjects } from "../protocol/index.js";
 
-/** How long a request keeps asking while no supervisor answers (a supervisor restarting), ms. */
-const RIDE_OUT_MS = 700;
-
 function isNoResponders(err: unknown): boolean {
   const e = err as Error;
   return /no responders/i.test(e.message) || e.name === "NoRespondersError";
@@ -38,17 +35,18 @@ export class Client {
     const subject = this.subjects.ctl.op(op, this.cfg.user);
     let reply;
     // No responders is NATS's immediate answer when no supervisor subscribes. A supervisor restarting
-    // (a crash, an upgrade) is away for a moment, so ask again briefly; but a supervisor that is down
-    // must be said at once (the whole command within 2 s), so the retries stop after RIDE_OUT_MS.
+    // (a crash, an upgrade) is away for a moment, so ask again for MUSTER_SUPERVISOR_WAIT; it is
+    // short by default, since a supervisor that is down must be said at once (within 2 s in all).
     const start = Date.now();
-    const giveUp = start + this.cfg.timeoutSeconds * 1000;
+    const rideOut = start + this.cfg.supervisorWaitSeconds * 1000;
+    const giveUp = Math.max(rideOut, start + this.cfg.timeoutSeconds * 1000);
     for (let attempt = 0; ; attempt++) {
       try {
         reply = await this.nc.request(subject, encodeMessage(message), { timeout: Math.max(100, giveUp - Date.now()) });
         break;
       } catch (err) {
         const wait = Math.min(400, 100 * 2 ** attempt);
-        if (isNoResponders(err) && Date.now() + wait < start + RIDE_OUT_MS) {
+        if (isNoResponders(err) && Date.now() + wait <= rideOut) {
           await delay(wait);
           continue;
         }
