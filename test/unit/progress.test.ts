@@ -1,0 +1,91 @@
+/**
+ * `muster run`'s status line (src/cli/progress.ts) driven by hand: what it counts, and that what
+ * reaches the terminal is the output untouched once the line's own bytes are taken out.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { ProgressLine } from "../../src/cli/progress.js";
+
+const ERASE = "\r\x1b[2K";
+
+describe("ProgressLine", () => {
+  let now: number;
+  let screen: string;
+  let file: string;
+  beforeEach(() => {
+    vi.useFakeTimers();
+    now = 1_000_000;
+    screen = "";
+    file = "";
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const line = (stdoutIsTTY: boolean, columns?: number) =>
+    new ProgressLine({
+      ntasks: 4,
+      terminal: { stdoutIsTTY, columns: () => columns },
+      stdout: (s) => (stdoutIsTTY ? (screen += s) : (file += s)),
+      stderr: (s) => (screen += s),
+      now: () => now,
+    });
+
+  it("counts each rank once, never backwards, and ignores ranks out of range", () => {
+    const p = line(true);
+    p.setJob("7", false);
+    p.taskEvent(0, false);
+    p.taskEvent(1, false);
+    p.taskEvent(1, false); // a retried publish
+    p.taskEvent(2, { ok: false }); // an end before its start
+    p.taskEvent(2, false);
+    p.taskEvent(0, { ok: true });
+    p.taskEvent(9, false);
+    now += 75_000;
+    expect(p.text()).toBe("muster: job 7: 4 tasks: 1 launching, 1 running, 1 exited, 1 failed; 00:01:15");
+    p.stop();
+  });
+
+  it("says pending while the job waits for slots, until a task starts", () => {
+    const p = line(true);
+    p.setJob("8", true);
+    expect(p.text()).toContain("4 pending, 0 running");
+    p.taskEvent(3, false);
+    expect(p.text()).toContain("3 launching, 1 running");
+    p.stop();
+  });
+
+  it("shows after the delay, is erased before output, redrawn only at a line start, and erased at the end", () => {
+    const p = line(true);
+    p.setJob("9", false);
+    p.stdout("early\n");
+    expect(screen).toBe("early\n"); // nothing drawn before the first second
+    vi.advanceTimersByTime(1000);
+    expect(screen).toBe(`early\n${ERASE}${p.text()}`);
+    p.stdout("partial");
+    vi.advanceTimersByTime(5000);
+    // While a line of output is unfinished the status is not drawn (erasing would take the output with it).
+    expect(screen.endsWith(`${ERASE}partial`)).toBe(true);
+    p.stdout(" line\n");
+    p.stderr("muster: a message\n");
+    vi.advanceTimersByTime(200);
+    p.stop();
+    const visible = screen.replaceAll(/\r\x1b\[2Kmuster: job 9: [^\r\n]*/g, "").replaceAll(ERASE, "");
+    expect(visible).toBe("early\npartial line\nmuster: a message\n");
+    expect(screen.endsWith(ERASE)).toBe(true);
+    // Stopped: nothing more is drawn.
+    const at = screen.length;
+    vi.advanceTimersByTime(5000);
+    expect(screen.length).toBe(at);
+  });
+
+  it("leaves stdout untouched when it is not the terminal, and cuts the line to the terminal's width", () => {
+    const p = line(false, 30);
+    p.setJob("10", false);
+    vi.advanceTimersByTime(1000);
+    p.stdout("to a file\n");
+    expect(file).toBe("to a file\n");
+    expect(screen).toBe(`${ERASE}${p.text().slice(0, 29)}`);
+    p.stop();
+    expect(screen.endsWith(ERASE)).toBe(true);
+  });
+});
