@@ -79,12 +79,18 @@ export async function connectNats(cfg: Config, opts: ConnectOptions): Promise<Na
   }
 }
 
-/** Why JetStream does not answer on this connection, or undefined when it does. */
+/**
+ * Why JetStream is not there on this connection (not enabled on the server or for the account), or
+ * undefined when it answers. A JetStream that is there but momentarily unable to answer (a cluster
+ * without a meta leader, a timeout) is not "missing": services ride that out.
+ */
 export async function jetStreamMissing(nc: NatsConnection, timeoutMs = 1000): Promise<string | undefined> {
   try {
     const reply = await nc.request("$JS.API.INFO", "", { timeout: timeoutMs });
-    const info = JSON.parse(new TextDecoder().decode(reply.data)) as { error?: { code?: number; description?: string } };
-    if (info.error) return info.error.description ?? `JetStream error ${info.error.code ?? ""}`.trim();
+    const info = JSON.parse(new TextDecoder().decode(reply.data)) as { error?: { code?: number; err_code?: number; description?: string } };
+    // 10039: JetStream not enabled for the account; 10076: not enabled on the server.
+    const e = info.error;
+    if (e && (e.err_code === 10039 || e.err_code === 10076 || /not enabled/i.test(e.description ?? ""))) return e.description ?? "JetStream not enabled";
     return undefined;
   } catch (err) {
     const e = err as Error;

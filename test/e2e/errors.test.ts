@@ -113,16 +113,21 @@ describe("NATS without JetStream", () => {
 
   const noJs = (url: string) => new RegExp(`^muster: error: (supervisor: )?NATS at ${url.replaceAll(".", "\\.")} has no JetStream .*start nats-server with -js$`);
 
-  it("muster queue, muster supervisor and muster up say so within 5 s, with one line and exit 1", async () => {
+  it("client commands, muster supervisor, agent, inspect and up say so within 5 s, with one line and exit 1", async () => {
     const prefix = uniquePrefix("nojs");
     const env = { NATS_URL: bare.url, MUSTER_PREFIX: prefix };
     const cwd = await tempDir("nojs");
-    for (const args of [["queue"], ["nodes"], ["supervisor"], ["up", "--agents", "1"]]) {
+    for (const args of [["queue"], ["nodes"], ["run", "-n", "2", "--", "true"], ["watch", "1"], ["supervisor"], ["inspect", "--port", "0"], ["up", "--agents", "1"]]) {
       const r = await muster(args, env, { cwd, timeoutMs: 30_000 });
       expect([args.join(" "), r.code], r.stderr).toEqual([args.join(" "), 1]);
       expect(oneLine(r)).toMatch(noJs(bare.url));
       expect(r.ms, args.join(" ")).toBeLessThan(5000);
     }
+    // An agent logs (JSON lines) before it finds out; its last line says why it stopped.
+    const agent = await muster(["agent", "--node", "n1"], { ...env, MUSTER_LOG_LEVEL: "warn" }, { timeoutMs: 30_000 });
+    expect(agent.code, agent.stderr).toBe(1);
+    expect(agent.stderr.trimEnd().split("\n").at(-1)).toMatch(noJs(bare.url));
+    expect(agent.ms).toBeLessThan(5000);
     // `up` refused before it wrote or started anything.
     expect(existsSync(join(cwd, ".muster"))).toBe(false);
     expect(pidsWithPrefix(prefix)).toEqual([]);
