@@ -19,12 +19,15 @@ export interface ProgressTerminal {
   readonly columns: () => number | undefined;
 }
 
-/** Options of a status line. */
-export interface ProgressOptions {
+/** What the writers take: text, or bytes passed through untouched. */
+type Chunk = string | Uint8Array;
+
+/** Options of a status line; `stderr` must also take text (the line itself). */
+export interface ProgressOptions<O extends Chunk = string, E extends Chunk = string> {
   readonly ntasks: number;
   readonly terminal: ProgressTerminal;
-  readonly stdout: (s: string) => void;
-  readonly stderr: (s: string) => void;
+  readonly stdout: (s: O) => void;
+  readonly stderr: (s: E) => void;
   /** Milliseconds after the start before the line first shows (quick steps never show it). Default 1000. */
   readonly delayMs?: number;
   /** Redraw period, ms. Default 1000 (the elapsed time ticks in seconds). */
@@ -42,9 +45,9 @@ const EXITED = 2;
 const FAILED = 3;
 
 /** A live status line; `stdout`/`stderr` are the writers everything else must go through while it runs. */
-export class ProgressLine {
-  readonly stdout: (s: string) => void;
-  readonly stderr: (s: string) => void;
+export class ProgressLine<O extends Chunk = string, E extends Chunk = string> {
+  readonly stdout: (s: O) => void;
+  readonly stderr: (s: E) => void;
   private readonly ranks: Uint8Array;
   private readonly counts = [0, 0, 0, 0];
   private readonly started: number;
@@ -59,7 +62,11 @@ export class ProgressLine {
   private redraw: NodeJS.Timeout | undefined;
   private follow: { stop(): void } | undefined;
 
-  constructor(private readonly opts: ProgressOptions) {
+  /** Writes the line's own text to stderr. */
+  private readonly say: (s: string) => void;
+
+  constructor(private readonly opts: ProgressOptions<O, E>) {
+    this.say = opts.stderr as unknown as (s: string) => void;
     this.now = opts.now ?? Date.now;
     this.started = this.now();
     this.ranks = new Uint8Array(opts.ntasks);
@@ -136,21 +143,21 @@ export class ProgressLine {
     const cols = this.opts.terminal.columns();
     let line = this.text();
     if (cols && line.length > cols - 1) line = line.slice(0, Math.max(0, cols - 1));
-    this.opts.stderr(`${ERASE}${line}`);
+    this.say(`${ERASE}${line}`);
     this.shown = true;
   }
 
   private erase(): void {
     if (!this.shown) return;
-    this.opts.stderr(ERASE);
+    this.say(ERASE);
     this.shown = false;
   }
 
-  private write(to: (s: string) => void, s: string): void {
-    if (s === "") return;
+  private write<C extends Chunk>(to: (s: C) => void, s: C): void {
+    if (s.length === 0) return;
     this.erase();
     to(s);
-    this.atLineStart = s.endsWith("\n");
+    this.atLineStart = typeof s === "string" ? s.endsWith("\n") : s[s.length - 1] === 0x0a;
     // Draw again shortly after the output stops, rather than after every chunk.
     if (!this.stopped && this.timers.length > 1 && !this.redraw) {
       this.redraw = setTimeout(() => {

@@ -88,4 +88,26 @@ describe("ProgressLine", () => {
     p.stop();
     expect(screen.endsWith(ERASE)).toBe(true);
   });
+
+  it("passes bytes through untouched and knows a line start by its last byte", () => {
+    const chunks: (string | Uint8Array)[] = [];
+    const p = new ProgressLine<Uint8Array | string, string>({
+      ntasks: 2,
+      terminal: { stdoutIsTTY: true, columns: () => undefined },
+      stdout: (s) => chunks.push(s),
+      stderr: (s) => chunks.push(s),
+      now: () => now,
+    });
+    vi.advanceTimersByTime(1000);
+    const bytes = Uint8Array.from([0xff, 0x00, 0x41]);
+    p.stdout(bytes);
+    vi.advanceTimersByTime(3000);
+    // No newline yet: erased once before the bytes, not drawn again.
+    expect(chunks.slice(1)).toEqual([ERASE, bytes]);
+    p.stdout(Uint8Array.from([0x0a]));
+    vi.advanceTimersByTime(200);
+    expect(String(chunks.at(-1))).toMatch(/^\r\x1b\[2Kmuster: 2 tasks: 2 launching/);
+    expect(chunks).toContain(bytes);
+    p.stop();
+  });
 });
