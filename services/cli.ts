@@ -5,7 +5,7 @@
  * `inspect`) or as child processes (`up`).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, openSync } from "node:fs";
+import { existsSync, fstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
@@ -16,6 +16,9 @@ import type { ParsedArgs } from "../src/cli/args.js";
 import { main as clientMain } from "../src/cli/main.js";
 import { createLogger } from "../src/logger.js";
 import { Client } from "../src/cli/client.js";
+import { CONFIG_ENV } from "../src/config.js";
+import { connectNats, jetStreamMissing, noJetStreamError } from "../src/nats/connect.js";
+import { supervisorAnswers, supervisorRunningError } from "../src/nats/supervisor-presence.js";
 import type { NodeView } from "../src/protocol/index.js";
 // The services themselves are imported by the command that runs them: an agent loads neither the
 // supervisor (its machines) nor the inspector (charts, the page), which keeps its footprint small.
@@ -112,9 +115,11 @@ function findNatsServer(env: Readonly<Record<string, string | undefined>>): stri
   return existsSync("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : undefined;
 }
 
-async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs: number, failed?: () => Error | undefined): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
+    const err = failed?.();
+    if (err) throw err;
     if (await cond()) return;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -124,16 +129,56 @@ async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs: nu
 /** Tasks of the `up --demo` job. */
 const DEMO_TASKS = 8;
 
+/**
+ * Refuses to start a cluster beside a NATS that cannot hold one (no JetStream) or where a supervisor
+ * already serves the prefix (a second supervisor and a second node-1 would take over half of the
+ * first cluster's messages). Nothing has been started or written when it throws.
+ */
+async function checkExistingNats(config: Config): Promise<void> {
+  const nc = await connectNats(config, { name: "muster-up", reconnect: false });
+  try {
+    const missing = await jetStreamMissing(nc);
+    if (missing) throw noJetStreamError(config, missing);
+    if (await supervisorAnswers(nc, config)) throw supervisorRunningError(config, "another cluster");
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}
+
+/** The last `muster: error:` line a service wrote to its log (from `logFrom` on: this run's part), or its exit status. */
+function exitReason(name: string, proc: ChildProcess, logFile: string, logFrom = 0): Error {
+  let line: string | undefined;
+  try {
+    line = readFileSync(logFile).subarray(logFrom).toString("utf8").split("\n").reverse().find((l) => l.startsWith("muster: error: "));
+  } catch {
+    // no log: the exit status says what there is to say
+  }
+  const how = proc.signalCode ? `killed by ${proc.signalCode}` : `exit status ${proc.exitCode}`;
+  return new MusterError("UNAVAILABLE", line ? `${name}: ${line.slice("muster: error: ".length)}` : `${name} stopped (${how}); see ${logFile}`);
+}
+
+/** The connection settings the services of `up` get through their environment (flags and a nats context included). */
+function connectionEnv(config: Config): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of ["natsCreds", "natsNkey", "natsUser", "natsPassword", "natsToken", "natsCert", "natsKey", "natsCa", "timeoutSeconds"] as const) {
+    const v = config[key];
+    if (v !== undefined) out[CONFIG_ENV[key]] = String(v);
+  }
+  return out;
+}
+
 /** `muster up`: the local cluster. */
 async function up(config: Config, env: Readonly<Record<string, string | undefined>>, agents: number, slots: number | undefined, demo: boolean): Promise<number> {
   const dir = resolve(".muster");
   const logs = join(dir, "logs");
-  mkdirSync(logs, { recursive: true });
-  const children: { name: string; proc: ChildProcess }[] = [];
+  const children: { name: string; proc: ChildProcess; logFrom?: number }[] = [];
   const say = (s: string) => process.stderr.write(`muster: ${s}\n`);
   let natsUrl = config.natsUrl;
   let startedNats = false;
-  if (!(await reachable(natsUrl))) {
+  const existing = await reachable(natsUrl);
+  if (existing) await checkExistingNats(config);
+  mkdirSync(logs, { recursive: true });
+  if (!existing) {
     const bin = findNatsServer(env);
     if (!bin) throw new MusterError("UNAVAILABLE", `no NATS answers at ${natsUrl} and nats-server is not installed: apt-get install -y nats-server (or set NATS_SERVER_BIN)`);
     const u = new URL(natsUrl.split(",")[0]!.trim().replace(/^nats:/, "http:"));
@@ -153,11 +198,11 @@ async function up(config: Config, env: Readonly<Record<string, string | undefine
     }
     say(`started nats-server (pid ${proc.pid}) at ${natsUrl}, store ${join(dir, "nats")}`);
   }
-  const childEnv = { ...env, NATS_URL: natsUrl, MUSTER_PREFIX: config.prefix };
+  const childEnv = { ...env, ...connectionEnv(config), NATS_URL: natsUrl, MUSTER_PREFIX: config.prefix };
   const start = (name: string, args: string[]) => {
     const out = openSync(join(logs, `${name}.log`), "a");
     const proc = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", out, out], env: childEnv });
-    children.push({ name, proc });
+    children.push({ name, proc, logFrom: fstatSync(out).size });
   };
   start("supervisor", ["supervisor"]);
   // The demo runs 8 tasks at once; a step never takes more tasks than the nodes have slots.
@@ -202,7 +247,11 @@ async function up(config: Config, env: Readonly<Record<string, string | undefine
       } finally {
         await c.close();
       }
-    }, 30_000);
+    }, 30_000, () => {
+      // A service that stopped (no JetStream, a supervisor already there, a bad setting) will not come up: say why at once.
+      const gone = children.find((c) => c.name !== "nats-server" && (c.proc.exitCode !== null || c.proc.signalCode !== null));
+      return gone && exitReason(gone.name, gone.proc, join(logs, `${gone.name}.log`), gone.logFrom);
+    });
   } catch (e) {
     await stopAll();
     throw e;

@@ -14,6 +14,8 @@ export const ConfigSchema = z.object({
   natsUrl: z.string().min(1).default("nats://127.0.0.1:4222"),
   /** Credentials file (NATS_CREDS, --creds). */
   natsCreds: z.string().min(1).optional(),
+  /** NKey seed file (NATS_NKEY, --nkey). */
+  natsNkey: z.string().min(1).optional(),
   natsUser: z.string().min(1).optional(),
   natsPassword: z.string().optional(),
   natsToken: z.string().min(1).optional(),
@@ -29,6 +31,13 @@ export const ConfigSchema = z.object({
   disconnectGraceSeconds: z.coerce.number().min(0).default(0.5),
   /** Seconds to wait for a connection or a reply (NATS_TIMEOUT, --timeout). */
   timeoutSeconds: seconds(5),
+  /**
+   * Client commands: how long a request asks again while no supervisor answers (a supervisor
+   * restarting), seconds (MUSTER_SUPERVISOR_WAIT). Default 0.3, so that a supervisor that is down is
+   * said at once; inside a job (MUSTER_JOB_ID set: a batch script, where nobody is waiting to read
+   * the error) the request timeout, so that a step started during a supervisor restart still runs.
+   */
+  supervisorWaitSeconds: z.coerce.number().min(0).max(600).default(0.3),
   /** Subject prefix, so two installations can share one NATS (MUSTER_PREFIX). */
   prefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/).default("muster"),
   /** The acting user, the token in `<prefix>.ctl.<user>.*` (MUSTER_USER; default the OS user). */
@@ -69,6 +78,7 @@ export type ConfigFlags = Partial<Record<keyof Config, string | number | undefin
 const ENV: Record<keyof Config, string> = {
   natsUrl: "NATS_URL",
   natsCreds: "NATS_CREDS",
+  natsNkey: "NATS_NKEY",
   natsUser: "NATS_USER",
   natsPassword: "NATS_PASSWORD",
   natsToken: "NATS_TOKEN",
@@ -80,6 +90,7 @@ const ENV: Record<keyof Config, string> = {
   sysCreds: "MUSTER_SYS_CREDS",
   disconnectGraceSeconds: "MUSTER_DISCONNECT_GRACE",
   timeoutSeconds: "NATS_TIMEOUT",
+  supervisorWaitSeconds: "MUSTER_SUPERVISOR_WAIT",
   prefix: "MUSTER_PREFIX",
   user: "MUSTER_USER",
   heartbeatIntervalSeconds: "MUSTER_HEARTBEAT_INTERVAL",
@@ -95,19 +106,34 @@ const ENV: Record<keyof Config, string> = {
 /** The environment variable each setting is read from. */
 export const CONFIG_ENV: Readonly<Record<keyof Config, string>> = ENV;
 
-/** Resolves settings: flags over environment over defaults; throws MusterError CONFIG naming the bad setting. */
-export function loadConfig(env: Readonly<Record<string, string | undefined>>, flags: ConfigFlags = {}): Config {
+/** Settings read from a `nats` CLI context: below the environment, above the defaults. */
+export interface ConfigContext {
+  readonly name: string;
+  readonly settings: ConfigFlags;
+}
+
+/**
+ * Resolves settings: flags over environment over the `nats` context (if any) over defaults; throws
+ * MusterError CONFIG naming the bad setting.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>, flags: ConfigFlags = {}, context?: ConfigContext): Config {
   const raw: Record<string, unknown> = {};
+  const fromContext = new Set<string>();
   for (const key of Object.keys(ENV) as (keyof Config)[]) {
-    const v = flags[key] ?? env[ENV[key]];
+    let v = flags[key] ?? env[ENV[key]];
+    if ((v === undefined || v === "") && context?.settings[key] !== undefined) {
+      v = context.settings[key];
+      fromContext.add(key);
+    }
     if (v !== undefined && v !== "") raw[key] = v;
   }
   raw.user ??= defaultUser(env);
+  if (raw.supervisorWaitSeconds === undefined && env.MUSTER_JOB_ID) raw.supervisorWaitSeconds = raw.timeoutSeconds ?? 5;
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const key = String(issue.path[0] ?? "");
-    const source = flags[key as keyof Config] !== undefined ? `--${key}` : (ENV[key as keyof Config] ?? key);
+    const source = flags[key as keyof Config] !== undefined ? `--${key}` : fromContext.has(key) ? `${key} of NATS context "${context!.name}"` : (ENV[key as keyof Config] ?? key);
     throw new MusterError("CONFIG", `bad setting ${source}=${JSON.stringify(raw[key])}: ${issue.message}`);
   }
   return Object.freeze(parsed.data);

@@ -17,7 +17,7 @@ import { MusterError } from "../../src/errors.js";
 import { stopLine } from "../../src/exit-status/index.js";
 import { IdSet, parseIdSet } from "../../src/idset/index.js";
 import type { Logger } from "../../src/logger.js";
-import { connectNats } from "../../src/nats/connect.js";
+import { connectNats, jetStreamMissing, noJetStreamError } from "../../src/nats/connect.js";
 import type {
   Bye,
   ByeReason,
@@ -212,6 +212,13 @@ class AgentService implements Agent {
     this.scratchDir = await mkdtemp(join(tmpdir(), `muster-agent-${this.node}-`));
     await this.prepareMusterShim();
     this.nc = await this.connect();
+    // Without JetStream the agent's events could never be stored: say so instead of retrying forever.
+    const noJetStream = await jetStreamMissing(this.nc);
+    if (noJetStream) {
+      await this.nc.close();
+      await this.launcher.close();
+      throw noJetStreamError(this.config, noJetStream);
+    }
     this.connected = true;
     if (this.closed) {
       await this.nc.close();

@@ -14,6 +14,7 @@ import { summaryLines } from "../../src/cli/render.js";
 import type { Config } from "../../src/config.js";
 import { MusterError, toFailure } from "../../src/errors.js";
 import type { Logger } from "../../src/logger.js";
+import { jetStreamMissing, noJetStreamError } from "../../src/nats/connect.js";
 import { isToken, withIdSets, type JobView, type NodeView, type StepExitCodesMessage } from "../../src/protocol/index.js";
 import { JobRecordReader, parseJobMessage, parseTaskEvent, type JobRecord, type RecordedTaskEvent } from "./history.js";
 import { JobMirrors } from "./mirror.js";
@@ -119,6 +120,11 @@ class InspectorService implements Inspector {
 
   async start(): Promise<string> {
     this.client = await Client.open(this.opts.config, "muster-inspector");
+    const noJetStream = await jetStreamMissing(this.client.nc);
+    if (noJetStream) {
+      await this.client.close();
+      throw noJetStreamError(this.opts.config, noJetStream);
+    }
     try {
       await this.followJobs();
     } catch (err) {

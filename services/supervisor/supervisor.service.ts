@@ -21,7 +21,8 @@ import { compressCounts, compressHostlist } from "../../src/hostlist.js";
 import { IdSet } from "../../src/idset/index.js";
 import type { Logger } from "../../src/logger.js";
 import { withoutSecrets } from "../../src/task-env.js";
-import { connectNats, systemAccountConfig } from "../../src/nats/connect.js";
+import { connectNats, jetStreamMissing, noJetStreamError, systemAccountConfig } from "../../src/nats/connect.js";
+import { supervisorAnswers, supervisorRunningError } from "../../src/nats/supervisor-presence.js";
 import { ensureStreams, openSnapshotBucket } from "../../src/nats/streams.js";
 import {
   ByeSchema,
@@ -122,6 +123,12 @@ class SupervisorService implements Supervisor {
 
   async start(): Promise<void> {
     this.nc = await connectNats(this.cfg, { name: "muster-supervisor" });
+    // Nothing is created or subscribed before these checks: a refused start changes nothing.
+    const refusal = await this.startRefusal();
+    if (refusal) {
+      await this.nc.close().catch(() => undefined);
+      throw refusal;
+    }
     void this.watchConnection(this.nc);
     const jsm = await jetstreamManager(this.nc);
     this.jsm = jsm;
@@ -141,6 +148,14 @@ class SupervisorService implements Supervisor {
     this.consumerLoop = this.consumeEvents(jsm);
     this.ticker = setInterval(() => void this.serial(() => this.tick()), this.opts.tickMs ?? 100);
     this.log.info({ prefix: this.cfg.prefix, nats: this.cfg.natsUrl, jobs: this.jobs.size }, "supervisor.started");
+  }
+
+  /** Why this supervisor must not start: no JetStream, or another supervisor already serves the prefix. */
+  private async startRefusal(): Promise<MusterError | undefined> {
+    const missing = await jetStreamMissing(this.nc);
+    if (missing) return noJetStreamError(this.cfg, missing);
+    if (await supervisorAnswers(this.nc, this.cfg)) return supervisorRunningError(this.cfg, "a second one");
+    return undefined;
   }
 
   async stop(): Promise<void> {

@@ -27,6 +27,7 @@ export interface ParsedArgs {
 export const CONNECTION_OPTIONS: readonly OptionSpec[] = [
   { name: "server", short: "s", type: "string", arg: "URL", help: "NATS server URL(s) (env NATS_URL)" },
   { name: "creds", type: "string", arg: "FILE", help: "NATS credentials file (env NATS_CREDS)" },
+  { name: "nkey", type: "string", arg: "FILE", help: "NATS NKey seed file (env NATS_NKEY)" },
   { name: "user", type: "string", arg: "USER", help: "NATS user name (env NATS_USER)" },
   { name: "password", type: "string", arg: "PASS", help: "NATS password (env NATS_PASSWORD)" },
   { name: "token", type: "string", arg: "TOKEN", help: "NATS token (env NATS_TOKEN)" },
@@ -34,8 +35,20 @@ export const CONNECTION_OPTIONS: readonly OptionSpec[] = [
   { name: "tlskey", type: "string", arg: "FILE", help: "TLS client key (env NATS_KEY)" },
   { name: "tlsca", type: "string", arg: "FILE", help: "TLS CA certificate (env NATS_CA)" },
   { name: "timeout", type: "number", arg: "SEC", help: "connect and request timeout (env NATS_TIMEOUT)" },
+  { name: "context", type: "string", arg: "NAME", help: "the nats CLI's context NAME (env NATS_CONTEXT; default: the selected one, if any)" },
   { name: "prefix", type: "string", arg: "PREFIX", help: "subject prefix (env MUSTER_PREFIX, default muster)" },
 ];
+
+/**
+ * The connection options given before the command name (`muster -s URL nodes`, as the `nats` CLI
+ * takes them); returns them and the rest of argv from the command name on. Before the command, a
+ * short option is always a connection option (`-s` is the server); after it, a command's own short
+ * option of the same letter wins (`history -s` is the state filter), see `parseArgs`.
+ */
+export function parseGlobalArgs(argv: readonly string[]): { options: ParsedArgs["options"]; rest: readonly string[] } {
+  const { options, positionals } = parseArgs("muster", argv, [], { stopAtPositional: true });
+  return { options, rest: positionals };
+}
 
 /** Parses `argv` for `command`; throws MusterError USAGE naming the bad argument. */
 export function parseArgs(command: string, argv: readonly string[], specs: readonly OptionSpec[], opts: { stopAtPositional?: boolean } = {}): ParsedArgs {
@@ -103,12 +116,13 @@ export function parseArgs(command: string, argv: readonly string[], specs: reado
   return { options, positionals };
 }
 
-/** The config flags carried by the connection options. */
-export function connectionFlags(o: ParsedArgs["options"]): Record<string, string | number | undefined> {
+/** The config flags carried by the connection options (`context` names the nats CLI context to read). */
+export function connectionFlags(o: ParsedArgs["options"]): Record<string, string | undefined> {
   const s = (k: string) => (o[k] === undefined ? undefined : String(o[k]));
   return {
     natsUrl: s("server"),
     natsCreds: s("creds"),
+    natsNkey: s("nkey"),
     natsUser: s("user"),
     natsPassword: s("password"),
     natsToken: s("token"),
@@ -117,6 +131,7 @@ export function connectionFlags(o: ParsedArgs["options"]): Record<string, string
     natsCa: s("tlsca"),
     timeoutSeconds: s("timeout"),
     prefix: s("prefix"),
+    context: s("context"),
   };
 }
 

@@ -4,8 +4,13 @@ import { jetstream, DeliverPolicy, type ConsumerMessages, type JetStreamClient, 
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Config } from "../config.js";
 import { MusterError } from "../errors.js";
-import { connectNats } from "../nats/connect.js";
+import { connectNats, jetStreamMissing, noJetStreamError } from "../nats/connect.js";
 import { ReplySchema, createSubjects, encodeMessage, parseMessage, type CtlOp, type Message, type Subjects } from "../protocol/index.js";
+
+function isNoResponders(err: unknown): boolean {
+  const e = err as Error;
+  return /no responders/i.test(e.message) || e.name === "NoRespondersError";
+}
 
 /** A connected CLI client. */
 export class Client {
@@ -29,17 +34,20 @@ export class Client {
   async request(op: CtlOp, message: Message): Promise<unknown> {
     const subject = this.subjects.ctl.op(op, this.cfg.user);
     let reply;
-    // A supervisor restarting (a crash, an upgrade) is away for a moment: keep asking, within the timeout.
-    const giveUp = Date.now() + this.cfg.timeoutSeconds * 1000;
+    // No responders is NATS's immediate answer when no supervisor subscribes. A supervisor restarting
+    // (a crash, an upgrade) is away for a moment, so ask again for MUSTER_SUPERVISOR_WAIT; it is
+    // short by default, since a supervisor that is down must be said at once (within 2 s in all).
+    const start = Date.now();
+    const rideOut = start + this.cfg.supervisorWaitSeconds * 1000;
+    const giveUp = Math.max(rideOut, start + this.cfg.timeoutSeconds * 1000);
     for (let attempt = 0; ; attempt++) {
       try {
         reply = await this.nc.request(subject, encodeMessage(message), { timeout: Math.max(100, giveUp - Date.now()) });
         break;
       } catch (err) {
-        const e = err as Error;
-        const noResponders = /no responders/i.test(e.message) || e.name === "NoRespondersError";
-        if (noResponders && Date.now() + 250 < giveUp) {
-          await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** attempt)));
+        const wait = Math.min(400, 100 * 2 ** attempt);
+        if (isNoResponders(err) && Date.now() + wait <= rideOut) {
+          await delay(wait);
           continue;
         }
         return this.requestFailed(op, subject, err);
@@ -51,9 +59,12 @@ export class Client {
     return parsed.value.data;
   }
 
-  private requestFailed(op: CtlOp, subject: string, err: unknown): never {
+  private async requestFailed(op: CtlOp, subject: string, err: unknown): Promise<never> {
     const e = err as Error;
-    if (/no responders/i.test(e.message) || e.name === "NoRespondersError") {
+    if (isNoResponders(err)) {
+      // A supervisor cannot run without JetStream: when that is why nobody answers, say so.
+      const why = await jetStreamMissing(this.nc);
+      if (why) throw noJetStreamError(this.cfg, why);
       throw new MusterError("UNAVAILABLE", `no supervisor answers on ${subject}: start one with "muster up" or "muster supervisor"`);
     }
     if (/timeout/i.test(e.message)) throw new MusterError("TIMEOUT", `the supervisor did not answer ${op} within ${this.cfg.timeoutSeconds}s`);

@@ -8,7 +8,7 @@
  */
 import type { Config } from "../config.js";
 import { MusterError } from "../errors.js";
-import { connectionFlags, parseArgs, type ParsedArgs } from "./args.js";
+import { connectionFlags, parseArgs, parseGlobalArgs, type ParsedArgs } from "./args.js";
 import { COMMANDS, VERSION, commandHelp, mainHelp, type CommandDef, type CommandMain } from "./specs.js";
 
 /** Runs a service command with its parsed arguments and configuration; resolves with the exit status. */
@@ -38,15 +38,17 @@ export async function main(
 ): Promise<number> {
   const out = (s: string) => process.stdout.write(s);
   const err = (s: string) => process.stderr.write(s);
-  const [name, ...rest] = argv;
   try {
-    if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-      out(mainHelp() + "\n");
-      return name === undefined ? 2 : 0;
-    }
-    if (name === "--version" || name === "-V") {
+    if (argv[0] === "--version" || argv[0] === "-V") {
       out(`muster ${VERSION}\n`);
       return 0;
+    }
+    // Connection options may come before the command name, as the `nats` CLI takes them.
+    const global = parseGlobalArgs(argv);
+    const [name, ...rest] = global.rest;
+    if (name === undefined || global.options.help || name === "--help" || name === "-h" || name === "help") {
+      out(mainHelp() + "\n");
+      return name === undefined && !global.options.help ? 2 : 0;
     }
     const def = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
     if (!def) throw new MusterError("USAGE", `unknown command "${name}" (see muster --help)`);
@@ -55,7 +57,7 @@ export async function main(
       out(commandHelp(name) + "\n");
       return 0;
     }
-    const config = await loadCommandConfig(def, args, env);
+    const config = await loadCommandConfig(def, global.options, args, env);
     const load = CLIENT_COMMANDS[name];
     if (load) return await (await load())(args, config, { env, out, err });
     if (!loadServices) throw new MusterError("USAGE", `"${name}" is a service command: run it through the muster binary`);
@@ -65,14 +67,20 @@ export async function main(
   }
 }
 
-/** The configuration of a command: its connection flags over the environment over the defaults. */
-async function loadCommandConfig(def: CommandDef, args: ParsedArgs, env: Readonly<Record<string, string | undefined>>): Promise<Config> {
+/**
+ * The configuration of a command: its connection flags (after the command name, then before it)
+ * over the environment over the `nats` CLI's context (--context, NATS_CONTEXT or the selected one)
+ * over the defaults.
+ */
+async function loadCommandConfig(def: CommandDef, global: ParsedArgs["options"], args: ParsedArgs, env: Readonly<Record<string, string | undefined>>): Promise<Config> {
   // The settings schema (zod) is loaded only once a command runs, never for help or usage errors.
-  const { loadConfig } = await import("../config.js");
+  const [{ loadConfig }, { readNatsContext }] = await Promise.all([import("../config.js"), import("../nats/context.js")]);
   // An option the command defines itself (`history --user`, the job owner) is not a connection flag.
   const own = new Set(def.options.map((o) => o.name));
-  const connection = Object.fromEntries(Object.entries(args.options).filter(([k]) => !own.has(k)));
-  return loadConfig(env, connectionFlags(connection));
+  const after = Object.fromEntries(Object.entries(args.options).filter(([k]) => !own.has(k)));
+  const { context, ...flags } = connectionFlags({ ...global, ...after });
+  const ctx = readNatsContext(context, env);
+  return loadConfig(env, flags, ctx);
 }
 
 /** Prints an error as one line and returns its exit status: 2 for usage and configuration, 1 otherwise. */

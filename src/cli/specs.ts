@@ -49,6 +49,7 @@ export const RUN_OPTIONS: readonly OptionSpec[] = [
   { name: "verbose", short: "v", type: "boolean", help: "print the job id and placement on stderr" },
   ...SLURM_ENV_OPTIONS,
   { name: "unbuffered", short: "u", type: "boolean", help: "accepted for srun's sake: output is always forwarded as the tasks write it" },
+  { name: "quiet", short: "Q", type: "boolean", help: "no status line on a terminal, no 'queued' notice (errors still print)" },
 ];
 
 /** Options of `muster batch`. */
@@ -223,12 +224,12 @@ export function mainHelp(): string {
   return [
     "muster: job, step and task lifecycle runtime on NATS",
     "",
-    "Usage: muster COMMAND [options]",
+    "Usage: muster [connection options] COMMAND [options]",
     "",
     "Commands:",
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     "",
-    "Connection options (every command):",
+    "Connection options (every command; before or after its name):",
     renderOptions(CONNECTION_OPTIONS),
     "",
     "Run 'muster COMMAND --help' for a command's options. Docs: docs/cli.md",

@@ -42,7 +42,7 @@ let page: Page;
 const outside: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (the tests never download a browser)`);
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/provision.sh as root (npm test does), or apt-get install -y chromium (the tests never download a browser)`);
   // A generous node timeout: the load generator's heartbeats must survive its own 10,000-event storms on 2 cores.
   c = await startCluster({ agents: 2, slots: 4, env: { MUSTER_NODE_TIMEOUT: "10" } });
   inspector = c.start(["inspect", "--port", "0"]);

@@ -22,6 +22,7 @@ import {
 import { parseTimeLimit, type ParsedArgs } from "../args.js";
 import { withClient, type Client } from "../client.js";
 import { chdirOption, exportedEnv, jobDefaults, nodelistOption, submitOrigin } from "../slurm-options.js";
+import { ProgressLine, type ProgressTerminal } from "../progress.js";
 import { errorLines, groupLines, summaryLines } from "../render.js";
 import type { CommandContext } from "../specs.js";
 import { resolveTaskLayout, type TaskLayout } from "../task-layout.js";
@@ -34,6 +35,8 @@ export interface RunIo {
   readonly onSignal?: (handler: (sig: NodeJS.Signals) => void) => () => void;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
+  /** Set when stderr is a terminal: a step of several tasks then shows a live status line (src/cli/progress.ts). */
+  readonly terminal?: ProgressTerminal;
 }
 
 /** Variables the agent sets for each task; never propagated from the submitting environment. */
@@ -98,6 +101,7 @@ export async function runMain(args: ParsedArgs, config: Config, ctx: CommandCont
         stderr: ctx.err,
         env: ctx.env,
         cwd,
+        terminal: process.stderr.isTTY ? { stdoutIsTTY: Boolean(process.stdout.isTTY), columns: () => process.stderr.columns } : undefined,
         onSignal: (h) => {
           const sigs: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
           for (const s of sigs) process.on(s, h);
@@ -114,13 +118,26 @@ export async function runMain(args: ParsedArgs, config: Config, ctx: CommandCont
 export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): Promise<number> {
   const submit = buildSubmit(args, client.cfg.user, io);
   for (const w of taskLayout(jobDefaults(args.options, io.env)).warnings) io.stderr(`muster: warning: ${w}\n`);
+  // On a terminal, everything below writes through the status line, which erases itself first.
+  const progress = io.terminal && !args.options.quiet && submit.ntasks > 1 ? new ProgressLine({ ntasks: submit.ntasks, terminal: io.terminal, stdout: io.stdout, stderr: io.stderr }) : undefined;
+  if (progress) io = { ...io, stdout: progress.stdout, stderr: progress.stderr };
+  try {
+    return await followStep(client, args, io, submit, progress);
+  } finally {
+    progress?.stop();
+  }
+}
+
+async function followStep(client: Client, args: ParsedArgs, io: RunIo, submit: SubmitRequest, progress: ProgressLine | undefined): Promise<number> {
   const reply = (await client.request("submit", submit)) as { job: string; step: number; placement?: { node: string; ranks: string }[]; state?: string };
   const job = reply.job;
+  progress?.setJob(job, reply.state === "PENDING");
+  if (progress) void progress.followEvents(client, job, reply.step);
   if (args.options.verbose) {
     const where = reply.placement?.length ? `on ${reply.placement.map((p) => `${p.node}[${p.ranks}]`).join(",")}` : "pending";
     io.stderr(`muster: job ${job}: ${submit.ntasks} ${submit.ntasks === 1 ? "task" : "tasks"} ${where}\n`);
   }
-  if (reply.state === "PENDING") io.stderr(`muster: job ${job} queued and waiting for resources\n`);
+  if (reply.state === "PENDING" && !args.options.quiet) io.stderr(`muster: job ${job} queued and waiting for resources\n`);
   const label = submit.label;
   const partial = new Map<string, string>();
   const eofs = new Set<string>();
@@ -206,6 +223,7 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
   try {
     await ended;
     stateFollow.stop();
+    progress?.stop();
     // Output of every task that ran ends with an eof chunk per stream; wait for them, briefly.
     const s = summary;
     const expected = s ? outputRanks(s) : [];
