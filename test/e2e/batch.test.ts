@@ -144,8 +144,9 @@ describe("muster batch", () => {
     expect(expected.map((r) => r.slice(0, 6))).toEqual([
       ["J", "restart-plain.sh", "COMPLETED", "None", "0:0", "4:0"],
       ["J.batch", "batch", "COMPLETED", "None", "0:0", ""],
-      ["J.0", "restart-plain.sh", "FAILED", "NonZeroExitCode", "4:0", ""],
-      ["J.1", "restart-plain.sh", "COMPLETED", "None", "0:0", ""],
+      // A step row is named by its executable, as sacct names it.
+      ["J.0", "sh", "FAILED", "NonZeroExitCode", "4:0", ""],
+      ["J.1", "sh", "COMPLETED", "None", "0:0", ""],
     ]);
 
     // With the supervisor SIGKILLed during the sleep and started again.
