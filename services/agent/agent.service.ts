@@ -506,6 +506,8 @@ class AgentService implements Agent {
     const order = { key: rec.key };
     let started: Promise<boolean> = Promise.resolve(true);
     let exit: Promise<TaskExit>;
+    /** Resolves once the task's output pipes are closed (after `exit`). */
+    let outputClosed: Promise<unknown> = Promise.resolve();
     if (rec.killedUnstarted) {
       // SIGKILL before the task was started: it never runs, as if it had been killed before its exec.
       exit = Promise.resolve({ outcome: { kind: "signaled", signal: SIGKILL, coreDumped: false } });
@@ -528,20 +530,23 @@ class AgentService implements Agent {
       });
       rec.proc = proc;
       for (const s of rec.held?.splice(0) ?? []) proc.signal(s);
-      exit = proc.done;
+      exit = proc.exited;
+      outputClosed = proc.done;
     }
     rec.held = undefined;
 
     void (async () => {
       const { outcome, pid } = await exit;
       rec.live = false;
-      // `task.ended` does not wait for the output: `muster run` waits for each stream's eof chunk itself.
+      // `task.ended` waits neither for the output pipes to close nor for the output to be stored:
+      // `muster run` waits for each stream's eof chunk itself.
       const evt: TaskEnded = { type: "task.ended", ...base, outcome, ...(pid === undefined ? {} : { pid }), at: Date.now() };
       log.info({ pid, outcome }, "task.ended");
       const failed = !(outcome.kind === "exited" && outcome.code === 0);
       const acked = this.events.enqueue(evtSubject, encodeMessage(evt), taskEventMsgId(cmd.job, cmd.step, rank, epoch, "ended"), { ...order, urgent: failed });
-      rec.proc = undefined;
       const flushed = (async () => {
+        await outputClosed;
+        rec.proc = undefined;
         await prepared.cleanup();
         await output.end();
       })();

@@ -215,6 +215,25 @@ describe("agent", () => {
     expect(ctx.agent.running()).toBe(0);
   });
 
+  it("reports a task's end without waiting for its output: a background child holding stdout delays only the eof chunks", async () => {
+    const ctx = await setup("heldpipe");
+    // The background sleep keeps the task's stdout open after the task exited; the agent stops
+    // reading it after the output grace (2 s), and only then sends the eof chunks.
+    await request(ctx, launchCmd(ctx, "held", ["sh", "-c", "echo before; sleep 5 & exit 4"]));
+    const [, ended] = await waitEnded(ctx, "held");
+    expect(ended!.json.outcome).toEqual({ kind: "exited", code: 4 });
+    const io = await waitFor(
+      async () => {
+        const chunks = await jobOutput(ctx, "held");
+        return chunks.filter((c) => c.json.eof).length === 2 ? chunks : undefined;
+      },
+      { timeoutMs: 15_000, message: "both eof chunks" },
+    );
+    expect(textOf(io, 0, "stdout")).toBe("before\n");
+    for (const eof of io.filter((c) => c.json.eof)) expect(ended!.ns).toBeLessThan(eof.ns);
+    expect(ctx.agent.running()).toBe(0);
+  });
+
   it("reports a SIGSEGV as signaled 11, with the core flag as the kernel set it", async () => {
     const ctx = await setup("segv");
     await request(ctx, launchCmd(ctx, "nocore", ["sh", "-c", "ulimit -c 0; kill -SEGV $$"]));
