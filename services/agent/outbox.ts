@@ -95,7 +95,7 @@ export interface EnqueueOptions {
 }
 
 /** Publishes in flight per outbox by default: enough to keep JetStream busy, few enough that an urgent message is never far behind. */
-export const OUTBOX_WINDOW = 128;
+export const OUTBOX_WINDOW = 32;
 
 type EntryState = "waiting" | "ready" | "sent" | "done";
 

@@ -49,6 +49,8 @@ export interface FailingStep {
   readonly failRank: number;
   /** The failing task's exit (its `trigger.at`) → the notification at a core subscriber, ms. */
   readonly firstFailureMs: number;
+  /** The failing task's exit → the supervisor's publication of the notification (its `publishedAt`), ms. */
+  readonly exitToPublishedMs: number;
   /** Tasks the notification still shows as not started (`pending`/`launching`). */
   readonly notStartedInPicture: number;
   /** The submit request seen on NATS → the last `task.started` seen on NATS, ms. */
@@ -146,6 +148,7 @@ async function failingStep(cluster: Cluster, w: Watcher, ntasks: number, failRan
     ntasks,
     failRank,
     firstFailureMs: n.at - trigger.at,
+    exitToPublishedMs: Number(n.msg.publishedAt) - trigger.at,
     notStartedInPicture: notStarted(n.msg),
     submitToAllStartedMs: s.last - w.submitAt,
     runMs,
@@ -182,7 +185,7 @@ export async function realPathGroup(sizes: RealPathSizes, log: (s: string) => vo
     ] as const) {
       for (const rank of ranks) {
         const s = await failingStep(cluster, w, ntasks, rank);
-        log(`real: ${ntasks} tasks, rank ${rank} fails: first failure ${s.firstFailureMs} ms after its exit (${s.notStartedInPicture} not started yet), all started ${s.submitToAllStartedMs} ms after submit, run ${s.runMs.toFixed(0)} ms`);
+        log(`real: ${ntasks} tasks, rank ${rank} fails: first failure ${s.firstFailureMs} ms after its exit (published after ${s.exitToPublishedMs} ms; ${s.notStartedInPicture} not started yet), all started ${s.submitToAllStartedMs} ms after submit, run ${s.runMs.toFixed(0)} ms`);
         steps.push(s);
       }
     }
