@@ -7,7 +7,9 @@
  * Slurm answers on this machine (`sinfo`), beside `srun` measured in the same run.
  */
 import { spawn, spawnSync } from "node:child_process";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { createSubjects, type Subjects } from "../../src/protocol/index.js";
 import { startCluster, type Cluster } from "../support/cluster.js";
 import { median, MUSTER_BIN, now, quantile, ROOT } from "./lib.js";
 
@@ -49,11 +51,13 @@ export interface FailingStep {
   readonly failRank: number;
   /** The failing task's exit (its `trigger.at`) → the notification at a core subscriber, ms. */
   readonly firstFailureMs: number;
+  /** The failing task's exit → its `task.ended` stored in JetStream (the stored message's timestamp), ms. */
+  readonly exitToStoredMs: number | undefined;
   /** The failing task's exit → the supervisor's publication of the notification (its `publishedAt`), ms. */
   readonly exitToPublishedMs: number;
   /** Tasks the notification still shows as not started (`pending`/`launching`). */
   readonly notStartedInPicture: number;
-  /** The submit request seen on NATS → the last `task.started` seen on NATS, ms. */
+  /** The job's submit (the supervisor's `submittedAt`) → the last task's start (its agent's `startedAt`), ms. */
   readonly submitToAllStartedMs: number;
   /** The whole `muster run`, ms. */
   readonly runMs: number;
@@ -80,31 +84,18 @@ export function slurmAnswers(): boolean {
   return r.status === 0 && Number.parseInt(r.stdout.trim(), 10) > 0;
 }
 
-/** Watches the cluster's NATS traffic: submit requests, `task.started` per job, notifications. */
+/** Watches the notifications (a core subscription, as `muster run` and watchers have). */
 class Watcher {
-  submitAt = 0;
-  readonly started = new Map<string, { count: number; last: number }>();
+  readonly subjects: Subjects;
   readonly notifications = new Map<string, { at: number; msg: Record<string, unknown> }>();
 
-  constructor(nc: NatsConnection, cluster: Cluster) {
-    const p = cluster.prefix;
-    nc.subscribe(`${p}.ctl.*.submit`, {
-      callback: () => {
-        this.submitAt = Date.now();
-      },
-    });
-    const marker = Buffer.from('"task.started"');
-    nc.subscribe(`${p}.evt.>`, {
-      callback: (_e, m) => {
-        if (!Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).includes(marker)) return;
-        const job = m.subject.split(".")[p.split(".").length + 2]!;
-        const s = this.started.get(job) ?? { count: 0, last: 0 };
-        s.count++;
-        s.last = Date.now();
-        this.started.set(job, s);
-      },
-    });
-    nc.subscribe(`${p}.job.*.step.*.exitcodes`, {
+  constructor(
+    nc: NatsConnection,
+    prefix: string,
+    readonly jsm: JetStreamManager,
+  ) {
+    this.subjects = createSubjects(prefix);
+    nc.subscribe(this.subjects.job.exitCodesAll, {
       callback: (_e, m) => {
         const at = Date.now();
         const msg = m.json<Record<string, unknown>>();
@@ -140,17 +131,26 @@ async function failingStep(cluster: Cluster, w: Watcher, ntasks: number, failRan
   if (!job) throw new Error(`no job id in: ${r.stderr.slice(0, 500)}`);
   const n = w.notifications.get(job);
   if (!n) throw new Error(`job ${job}: no first-failure notification seen`);
-  const trigger = n.msg.trigger as { rank: number; at: number };
+  const trigger = n.msg.trigger as { rank: number; at: number; node: string };
   if (trigger.rank !== failRank) throw new Error(`job ${job}: trigger rank ${trigger.rank}, expected ${failRank}`);
-  const s = w.started.get(job);
-  if (!s || s.count < ntasks - 1) throw new Error(`job ${job}: ${s?.count ?? 0} task.started seen of ${ntasks}`);
+  // Every task's start as its agent stamped it (the exec), against the job's submit time at the supervisor.
+  const view = (await cluster.ctl("query", { type: "query", v: 1, what: "job", job })) as {
+    submittedAt: number;
+    steps: { tasks: { startedAt?: number }[] }[];
+  };
+  const starts = view.steps[0]!.tasks.map((t) => t.startedAt).filter((t): t is number => t !== undefined);
+  if (starts.length !== ntasks) throw new Error(`job ${job}: ${starts.length} tasks with a start time of ${ntasks}`);
+  const stored = await w.jsm.streams
+    .getMessage(w.subjects.streams.events.name, { last_by_subj: w.subjects.evt.task(trigger.node, job, 0, failRank) })
+    .catch(() => undefined);
   return {
     ntasks,
     failRank,
+    exitToStoredMs: stored ? Date.parse(stored.timestamp) - trigger.at : undefined,
     firstFailureMs: n.at - trigger.at,
     exitToPublishedMs: Number(n.msg.publishedAt) - trigger.at,
     notStartedInPicture: notStarted(n.msg),
-    submitToAllStartedMs: s.last - w.submitAt,
+    submitToAllStartedMs: Math.max(...starts) - view.submittedAt,
     runMs,
   };
 }
@@ -173,7 +173,7 @@ export async function realPathGroup(sizes: RealPathSizes, log: (s: string) => vo
   const details: Record<string, unknown> = { slurm };
   try {
     const nc = await cluster.connection();
-    const w = new Watcher(nc, cluster);
+    const w = new Watcher(nc, cluster.prefix, await jetstreamManager(nc));
     await nc.flush();
 
     // Failing steps: the warm-up is a small one.
@@ -185,7 +185,7 @@ export async function realPathGroup(sizes: RealPathSizes, log: (s: string) => vo
     ] as const) {
       for (const rank of ranks) {
         const s = await failingStep(cluster, w, ntasks, rank);
-        log(`real: ${ntasks} tasks, rank ${rank} fails: first failure ${s.firstFailureMs} ms after its exit (published after ${s.exitToPublishedMs} ms; ${s.notStartedInPicture} not started yet), all started ${s.submitToAllStartedMs} ms after submit, run ${s.runMs.toFixed(0)} ms`);
+        log(`real: ${ntasks} tasks, rank ${rank} fails: first failure ${s.firstFailureMs} ms after its exit (stored after ${s.exitToStoredMs ?? "?"} ms, published after ${s.exitToPublishedMs} ms; ${s.notStartedInPicture} not started yet), all started ${s.submitToAllStartedMs} ms after submit, run ${s.runMs.toFixed(0)} ms`);
         steps.push(s);
       }
     }
