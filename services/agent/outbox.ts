@@ -131,7 +131,7 @@ export class Outbox {
   private normalReady: Entry[] = [];
   private urgentHead = 0;
   private normalHead = 0;
-  /** Fences not yet settled, oldest first, and messages queued behind the newest of them. */
+  /** Fences not yet settled, oldest first, and the other messages queued after the oldest of them (not chained yet). */
   private readonly fences: Entry[] = [];
   private readonly behindFence: Entry[] = [];
   private nextSeq = 0;
@@ -207,6 +207,7 @@ export class Outbox {
       e.settle(false);
     }
     this.unsettled = 0;
+    this.unsent = 0;
     for (const w of this.idleWaiters.splice(0)) w();
   }
 
@@ -244,6 +245,10 @@ export class Outbox {
     }
     while (this.normalHead < this.normalReady.length) {
       const e = this.normalReady[this.normalHead++]!;
+      if (this.normalHead > 4096 && this.normalHead * 2 > this.normalReady.length) {
+        this.normalReady = this.normalReady.slice(this.normalHead);
+        this.normalHead = 0;
+      }
       if (e.state === "ready") return e;
     }
     this.normalReady = [];
