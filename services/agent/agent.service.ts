@@ -1,7 +1,8 @@
 /**
  * The agent: the service on each node that runs tasks as real processes. It announces itself
  * (`hello`, heartbeats), takes `cmd.launch` / `cmd.signal` on its node's command subject,
- * reports `task.started` / `task.ended` through an ordered outbox that never loses an event,
+ * reports `task.started` / `task.ended` through an outbox that never loses an event (ordered per
+ * task, failures ahead of ordinary traffic),
  * forwards the tasks' output, and shuts down gracefully (`draining` … `bye`).
  */
 import { randomUUID } from "node:crypto";
@@ -95,6 +96,8 @@ const MAX_REMEMBERED_TASKS = 100_000;
 export const MAX_LAUNCH_TASKS = MAX_REMEMBERED_TASKS;
 /** How long one turn of the event loop may spend starting tasks, ms: heartbeats and commands go in between. */
 const START_SLICE_MS = 4;
+/** Node messages (hello, draining, bye) are stored after every event queued before them, and before every one queued after. */
+const FENCE = { fence: true } as const;
 const SIGKILL = 9;
 const SIGTERM = 15;
 const SIGCONT = 18;
@@ -124,7 +127,7 @@ interface TaskRecord {
   noticeFile?: WriteStream;
   /** True once that stop was written (the first stop only). */
   noticed?: boolean;
-  /** Resolves once the task's `task.ended` was acknowledged (or the agent closed). */
+  /** Resolves once the task's `task.ended` and its output's eof chunks were acknowledged (or the agent closed). */
   readonly finished: Promise<void>;
   settle: () => void;
 }
@@ -297,7 +300,7 @@ class AgentService implements Agent {
       version: packageVersion(this.packageRoot),
       at: Date.now(),
     };
-    void this.events.enqueue(this.subjects.node.hello(this.node), encodeMessage(hello), `${this.node}.${this.epoch}.hello.${this.helloCount++}`);
+    void this.events.enqueue(this.subjects.node.hello(this.node), encodeMessage(hello), `${this.node}.${this.epoch}.hello.${this.helloCount++}`, FENCE);
   }
 
   private beat(): void {
@@ -538,8 +541,12 @@ class AgentService implements Agent {
       ...(prepared.files ? { files: prepared.files } : {}),
     });
 
+    // Events of one task are ordered by its key; a failure jumps ordinary traffic (outbox.ts).
+    const order = { key: rec.key };
     let started: Promise<boolean> = Promise.resolve(true);
     let exit: Promise<TaskExit>;
+    /** Resolves once the task's output pipes are closed (after `exit`). */
+    let outputClosed: Promise<unknown> = Promise.resolve();
     if (rec.killedUnstarted) {
       // SIGKILL before the task was started: it never runs, as if it had been killed before its exec.
       exit = Promise.resolve({ outcome: { kind: "signaled", signal: SIGKILL, coreDumped: false } });
@@ -555,7 +562,7 @@ class AgentService implements Agent {
         onStarted: (pid) => {
           const evt: TaskStarted = { type: "task.started", ...base, pid, at: Date.now() };
           log.info({ pid }, "task.started");
-          started = this.events.enqueue(evtSubject, encodeMessage(evt), taskEventMsgId(cmd.job, cmd.step, rank, epoch, "started"));
+          started = this.events.enqueue(evtSubject, encodeMessage(evt), taskEventMsgId(cmd.job, cmd.step, rank, epoch, "started"), order);
         },
         onOutput: (stream, data) => output.write(stream, data),
         onDiagnostic: (text) => log.warn({ text }, "launcher.diagnostic"),
@@ -563,20 +570,27 @@ class AgentService implements Agent {
       rec.proc = proc;
       rec.noticeFile = prepared.files?.stderr;
       for (const s of rec.held?.splice(0) ?? []) proc.signal(s);
-      exit = proc.done;
+      exit = proc.exited;
+      outputClosed = proc.done;
     }
     rec.held = undefined;
 
     void (async () => {
       const { outcome, pid } = await exit;
       rec.live = false;
-      await prepared.cleanup();
-      await output.end();
+      // `task.ended` waits neither for the output pipes to close nor for the output to be stored:
+      // `muster run` waits for each stream's eof chunk itself.
       const evt: TaskEnded = { type: "task.ended", ...base, outcome, ...(pid === undefined ? {} : { pid }), at: Date.now() };
       log.info({ pid, outcome }, "task.ended");
-      const acked = this.events.enqueue(evtSubject, encodeMessage(evt), taskEventMsgId(cmd.job, cmd.step, rank, epoch, "ended"));
-      rec.proc = undefined;
-      await Promise.all([started, acked]);
+      const failed = !(outcome.kind === "exited" && outcome.code === 0);
+      const acked = this.events.enqueue(evtSubject, encodeMessage(evt), taskEventMsgId(cmd.job, cmd.step, rank, epoch, "ended"), { ...order, urgent: failed });
+      const flushed = (async () => {
+        await outputClosed;
+        rec.proc = undefined;
+        await prepared.cleanup();
+        await output.end();
+      })();
+      await Promise.all([started, acked, flushed]);
     })()
       .catch((err: unknown) => {
         rec.live = false;
@@ -653,7 +667,7 @@ class AgentService implements Agent {
     this.log.info({ running: this.running() }, "agent.draining");
     if (this.nc) {
       const draining: Draining = { type: "draining", v: PROTOCOL_VERSION, node: this.node, epoch: this.epoch, at: Date.now() };
-      void this.events.enqueue(this.subjects.node.draining(this.node), encodeMessage(draining), `${this.node}.${this.epoch}.draining`);
+      void this.events.enqueue(this.subjects.node.draining(this.node), encodeMessage(draining), `${this.node}.${this.epoch}.draining`, FENCE);
     }
     this.killAll(SIGCONT);
     this.killAll(SIGTERM);
@@ -691,7 +705,7 @@ class AgentService implements Agent {
         ...(detail === undefined ? {} : { detail: detail.slice(0, 1024) }),
         at: Date.now(),
       };
-      const acked = await within(this.events.enqueue(this.subjects.node.bye(this.node), encodeMessage(bye), `${this.node}.${this.epoch}.bye`), BYE_TIMEOUT_MS);
+      const acked = await within(this.events.enqueue(this.subjects.node.bye(this.node), encodeMessage(bye), `${this.node}.${this.epoch}.bye`, FENCE), BYE_TIMEOUT_MS);
       if (!acked) this.log.warn({ pending: this.events.size }, "agent.bye_unconfirmed");
     }
     this.closed = true;

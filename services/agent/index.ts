@@ -8,7 +8,7 @@ export { LAUNCHER_LOST_TEXT, LAUNCHER_MAX_IN_FLIGHT, Launcher, createLauncher, e
 export type { LaunchOptions, LauncherMode, LauncherOptions } from "./launcher.js";
 export { IO_CHUNK_BYTES, IO_MAX_PENDING_BYTES, TaskOutput, incompleteUtf8Tail, ioChunkMsgId } from "./task-output.js";
 export type { TaskOutputOptions } from "./task-output.js";
-export { Outbox, publishUntilAcked } from "./outbox.js";
-export type { OutboxOptions, RetryOptions } from "./outbox.js";
+export { OUTBOX_WINDOW, Outbox, publishUntilAcked } from "./outbox.js";
+export type { EnqueueOptions, OutboxOptions, RetryOptions } from "./outbox.js";
 export { LAUNCHER_KEEP_PREFIX, OUTPUT_GRACE_MS, PERL_PATH, checkPerl, launcherEnv, startTaskProcess } from "./task-process.js";
 export type { TaskExit, TaskProcess, TaskProcessOptions } from "./task-process.js";

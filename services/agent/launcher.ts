@@ -88,7 +88,9 @@ class ServedTask implements TaskProcess {
   /** Set when the server was unavailable and the task went to a per-task launcher instead. */
   delegate: TaskProcess | undefined;
   readonly done: Promise<TaskExit>;
+  readonly exited: Promise<TaskExit>;
   resolve!: (exit: TaskExit) => void;
+  resolveExited!: (exit: TaskExit) => void;
 
   constructor(
     readonly id: string,
@@ -96,6 +98,7 @@ class ServedTask implements TaskProcess {
     private readonly onSignal: (task: ServedTask, signal: number) => void,
   ) {
     this.done = new Promise((r) => (this.resolve = r));
+    this.exited = new Promise((r) => (this.resolveExited = r));
   }
 
   get pgid(): number | undefined {
@@ -385,6 +388,7 @@ export class Launcher {
       this.byId.delete(t.id);
       t.delegate = startTaskProcess(mergedOptions(t.opts));
       for (const s of t.held.splice(0)) t.delegate.signal(s);
+      void t.delegate.exited.then(t.resolveExited);
       void t.delegate.done.then((exit) => {
         t.state = "ended";
         t.resolve(exit);
@@ -541,10 +545,13 @@ export class Launcher {
     task.server?.tasks.delete(task);
     if (!task.server?.abandoned.has(task)) this.byId.delete(task.id);
     const pid = task.taskPid;
+    const exit = pid === undefined ? { outcome } : { outcome, pid };
+    // The outcome is known now; the output may still be in the pipes (or held open by a background child).
+    task.resolveExited(exit);
     void (async () => {
       await withTimeout(Promise.all(task.sockets.map(closed)), this.graceMs);
       for (const s of task.sockets) s.destroy();
-      task.resolve(pid === undefined ? { outcome } : { outcome, pid });
+      task.resolve(exit);
     })();
     this.capacityListener?.();
   }

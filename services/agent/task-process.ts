@@ -72,6 +72,8 @@ export interface TaskProcess {
   signal(signal: number): void;
   /** Resolves when the task ended and both output streams are closed; never rejects. */
   readonly done: Promise<TaskExit>;
+  /** Resolves with the same exit as soon as it is known, possibly before the output streams closed; never rejects. */
+  readonly exited: Promise<TaskExit>;
 }
 
 const SIGKILL = 9;
@@ -239,6 +241,8 @@ export function startTaskProcess(opts: TaskProcessOptions): TaskProcess {
       else deliver(signal);
     },
     done,
+    // The per-task launcher (a fallback) learns the status and the end of the output together.
+    exited: done,
   };
 }
 
@@ -265,6 +269,9 @@ function failed(error: string): TaskProcess {
     alive: false,
     signal() {},
     done: Promise.resolve({ outcome: { kind: "launch_failed", code: 126, error } }),
+    get exited() {
+      return this.done;
+    },
   };
 }
 

@@ -1,4 +1,4 @@
 /** The supervisor service. */
-export { createSupervisor } from "./supervisor.service.js";
+export { createSupervisor, failuresFirst } from "./supervisor.service.js";
 export type { Supervisor, SupervisorOptions } from "./supervisor.service.js";
 export { placeTasks } from "./placement.js";

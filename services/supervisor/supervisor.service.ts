@@ -864,12 +864,22 @@ class SupervisorService implements Supervisor {
       host.unacked.push(m);
       this.touched.add(host.id);
     }
+    // Failures first: a step whose batch holds a task that ended badly takes it (with the events of
+    // that task before it) ahead of the batch's ordinary events and ahead of other steps' batches.
+    const work: { host: JobHost; stepId: string; events: { rank: number; event: TaskEvent }[]; urgent: boolean }[] = [];
     for (const [host, steps] of byStep) {
       for (const [stepId, events] of steps) {
+        const ordered = failuresFirst(events);
+        work.push({ host, stepId, events: ordered ?? events, urgent: ordered !== undefined });
+      }
+    }
+    for (const urgent of [true, false]) {
+      for (const w of work) {
+        if (w.urgent !== urgent) continue;
         try {
-          host.sendStep(stepId, { type: "TASKS", events });
+          w.host.sendStep(w.stepId, { type: "TASKS", events: w.events });
         } catch (err) {
-          this.breakJob(host, `step ${stepId} failed on a batch of events: ${(err as Error).message}`);
+          this.breakJob(w.host, `step ${w.stepId} failed on a batch of events: ${(err as Error).message}`);
         }
       }
     }
@@ -1386,6 +1396,22 @@ function damagedMessage(bucket: string, job: string, reason: string): string {
     `job ${job} could not be restored from its stored record (${reason}); its keys in KV bucket ${bucket} ` +
     `(job.${job}, chunk.${job}.*, delta.${job}.*) are left as stored, and its slots stay taken until it is repaired or removed and the supervisor restarts`
   );
+}
+
+/**
+ * A step's events of one batch with the events of every task that ended badly moved to the front,
+ * each task's own events still in their order; undefined when no task of the batch ended badly.
+ */
+export function failuresFirst<E extends { rank: number; event: TaskEvent }>(events: readonly E[]): E[] | undefined {
+  let failed: Set<number> | undefined;
+  for (const e of events) {
+    if (e.event.type === "ENDED" && !(e.event.outcome.kind === "exited" && e.event.outcome.code === 0)) (failed ??= new Set()).add(e.rank);
+  }
+  if (!failed) return undefined;
+  const first: E[] = [];
+  const rest: E[] = [];
+  for (const e of events) (failed.has(e.rank) ? first : rest).push(e);
+  return first.concat(rest);
 }
 
 /** A step id as it travels on the wire (`0` as a number, `batch` as the literal). */

@@ -167,7 +167,7 @@ function textOf(chunks: readonly Stored[], rank: number, stream: "stdout" | "std
 }
 
 describe("agent", () => {
-  it("runs tasks: exit code, real pid, MUSTER_* environment, output with eof before ended, started before ended, idempotent launch", async () => {
+  it("runs tasks: exit code, real pid, MUSTER_* environment, output with eof, started before ended, idempotent launch", async () => {
     const ctx = await setup("exit3");
     const script = 'echo "$MUSTER_TASK_ID $MUSTER_NODE $MUSTER_JOB_ID $MUSTER_STEP_ID $MUSTER_LOCALID $MUSTER_NTASKS $MUSTER_NNODES $MUSTER_NODEID $FROM_CMD"; echo oops >&2; echo dev >/dev/stderr; command -v muster >/dev/null && echo has-muster; exit 3';
     const cmd = launchCmd(ctx, "j1", ["sh", "-c", script], {
@@ -195,7 +195,14 @@ describe("agent", () => {
       expect(ended.json.outcome).toEqual({ kind: "exited", code: 3 });
       expect(ended.json.at).toBeGreaterThanOrEqual(started.json.at);
 
-      const io = (await jobOutput(ctx, "j1")).filter((c) => c.json.rank === rank);
+      // `task.ended` does not wait for the output; each stream still ends with its eof chunk.
+      const io = await waitFor(
+        async () => {
+          const mine = (await jobOutput(ctx, "j1")).filter((c) => c.json.rank === rank);
+          return mine.filter((c) => c.json.eof).length === 2 ? mine : undefined;
+        },
+        { message: `both eof chunks of rank ${rank}` },
+      );
       expect(textOf(io, rank, "stdout")).toBe(`${rank} ${NODE} j1 0 ${rank - 2} 4 2 1 yes\nhas-muster\n`);
       expect(textOf(io, rank, "stderr")).toBe("oops\ndev\n");
       for (const stream of ["stdout", "stderr"] as const) {
@@ -203,9 +210,27 @@ describe("agent", () => {
         expect(chunks.map((c) => c.json.seq)).toEqual(chunks.map((_, i) => i));
         const eof = chunks.at(-1)!;
         expect(eof.json.eof).toBe(true);
-        expect(eof.ns).toBeLessThan(ended.ns);
       }
     }
+    expect(ctx.agent.running()).toBe(0);
+  });
+
+  it("reports a task's end without waiting for its output: a background child holding stdout delays only the eof chunks", async () => {
+    const ctx = await setup("heldpipe");
+    // The background sleep keeps the task's stdout open after the task exited; the agent stops
+    // reading it after the output grace (2 s), and only then sends the eof chunks.
+    await request(ctx, launchCmd(ctx, "held", ["sh", "-c", "echo before; sleep 5 & exit 4"]));
+    const [, ended] = await waitEnded(ctx, "held");
+    expect(ended!.json.outcome).toEqual({ kind: "exited", code: 4 });
+    const io = await waitFor(
+      async () => {
+        const chunks = await jobOutput(ctx, "held");
+        return chunks.filter((c) => c.json.eof).length === 2 ? chunks : undefined;
+      },
+      { timeoutMs: 15_000, message: "both eof chunks" },
+    );
+    expect(textOf(io, 0, "stdout")).toBe("before\n");
+    for (const eof of io.filter((c) => c.json.eof)) expect(ended!.ns).toBeLessThan(eof.ns);
     expect(ctx.agent.running()).toBe(0);
   });
 

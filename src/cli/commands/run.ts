@@ -39,6 +39,9 @@ export interface RunIo {
   readonly terminal?: ProgressTerminal;
 }
 
+/** How long `muster run` waits, after the step ended, for output that has stopped coming, ms. */
+const OUTPUT_SILENCE_MS = 3000;
+
 /** Variables the agent sets for each task; never propagated from the submitting environment. */
 export { TASK_VARIABLES } from "../../task-env.js";
 
@@ -141,6 +144,9 @@ async function followStep(client: Client, args: ParsedArgs, io: RunIo, submit: S
   const label = submit.label;
   const partial = new Map<string, string>();
   const eofs = new Set<string>();
+  let lastChunkAt = 0;
+  let wake: (() => void) | undefined;
+  let wantEofs = Infinity;
   const writeChunk = (c: IoChunk) => {
     const out = c.stream === "stdout" ? io.stdout : io.stderr;
     const key = `${c.rank}/${c.stream}`;
@@ -158,7 +164,11 @@ async function followStep(client: Client, args: ParsedArgs, io: RunIo, submit: S
         partial.set(key, "");
       }
     }
-    if (c.eof) eofs.add(key);
+    lastChunkAt = Date.now();
+    if (c.eof) {
+      eofs.add(key);
+      if (eofs.size >= wantEofs) wake?.();
+    }
   };
   // Signals are handled from the moment the job exists (following its output and state takes a few
   // round trips; a Ctrl-C in between must not kill muster run and leave the job running).
@@ -224,12 +234,21 @@ async function followStep(client: Client, args: ParsedArgs, io: RunIo, submit: S
     await ended;
     stateFollow.stop();
     progress?.stop();
-    // Output of every task that ran ends with an eof chunk per stream; wait for them, briefly.
+    // Output of every task that ran ends with an eof chunk per stream (agents report a task's end
+    // without waiting for its output): wait for them while output keeps coming, up to 3 s of silence.
     const s = summary;
     const expected = s ? outputRanks(s) : [];
-    const deadline = Date.now() + 3000;
-    while (Date.now() < deadline && !expected.every((r) => eofs.has(`${r}/stdout`) && eofs.has(`${r}/stderr`))) {
-      await new Promise((r) => setTimeout(r, 20));
+    const endedAt = Date.now();
+    wantEofs = expected.length * 2;
+    while (Date.now() - Math.max(endedAt, lastChunkAt) < OUTPUT_SILENCE_MS && !expected.every((r) => eofs.has(`${r}/stdout`) && eofs.has(`${r}/stderr`))) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 50);
+        wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      wake = undefined;
     }
     ioFollow.stop();
     if (!s) {
