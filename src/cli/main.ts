@@ -36,8 +36,8 @@ export async function main(
   env: Readonly<Record<string, string | undefined>> = process.env,
   loadServices?: () => Promise<ServiceMain>,
 ): Promise<number> {
-  const out = (s: string) => process.stdout.write(s);
-  const err = (s: string) => process.stderr.write(s);
+  const out = (s: string | Uint8Array) => process.stdout.write(s);
+  const err = (s: string | Uint8Array) => process.stderr.write(s);
   const [name, ...rest] = argv;
   try {
     if (name === undefined || name === "--help" || name === "-h" || name === "help") {

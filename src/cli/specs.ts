@@ -21,8 +21,9 @@ export interface CommandDef {
 /** What a running command writes to and reads from. */
 export interface CommandContext {
   readonly env: Readonly<Record<string, string | undefined>>;
-  readonly out: (s: string) => void;
-  readonly err: (s: string) => void;
+  /** Writes to stdout: text as UTF-8, bytes as they are. */
+  readonly out: (s: string | Uint8Array) => void;
+  readonly err: (s: string | Uint8Array) => void;
 }
 
 /** The entry of a command's module: runs the command with its parsed arguments; resolves with the exit status. */
