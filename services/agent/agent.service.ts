@@ -4,6 +4,7 @@
  * reports `task.started` / `task.ended` through an ordered outbox that never loses an event,
  * forwards the tasks' output, and shuts down gracefully (`draining` … `bye`).
  */
+import { expandFilenamePattern } from "../../src/filename-pattern/index.js";
 import { randomUUID } from "node:crypto";
 import { createWriteStream, existsSync, readFileSync, writeFileSync, type WriteStream } from "node:fs";
 import { mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
@@ -532,7 +533,8 @@ class AgentService implements Agent {
       rec.live = false;
       await prepared.cleanup();
       await output.end();
-      const evt: TaskEnded = { type: "task.ended", ...base, outcome, ...(pid === undefined ? {} : { pid }), at: Date.now() };
+      const lost = output.lostBytes;
+      const evt: TaskEnded = { type: "task.ended", ...base, outcome, ...(pid === undefined ? {} : { pid }), ...(lost > 0 ? { outputLostBytes: lost } : {}), at: Date.now() };
       log.info({ pid, outcome }, "task.ended");
       const acked = this.events.enqueue(evtSubject, encodeMessage(evt), taskEventMsgId(cmd.job, cmd.step, rank, epoch, "ended"));
       rec.proc = undefined;
@@ -562,7 +564,11 @@ class AgentService implements Agent {
           await rm(path, { force: true });
         };
       }
-      const at = (p: string): string => (isAbsolute(p) ? p : join(cmd.cwd, p));
+      // The supervisor expanded the filename pattern but for what only this node knows (%N, and %% left as %%).
+      const at = (pattern: string): string => {
+        const p = expandFilenamePattern(pattern, { node: this.node, nodeIndex: cmd.nodeIndex });
+        return isAbsolute(p) ? p : join(cmd.cwd, p);
+      };
       if (batch.output !== undefined) {
         const out = createWriteStream(at(batch.output), { flags: "a" });
         files = { stdout: out, stderr: out };

@@ -85,3 +85,92 @@ describe("every command's output in pipes and files", () => {
     }
   }, 60_000);
 });
+
+describe("muster run passes task output through byte for byte", () => {
+  it("1 MB of random bytes through cat is byte-identical", async () => {
+    const src = join(dir, "random.bin");
+    const bytes = randomBytes(1_000_000);
+    writeFileSync(src, bytes);
+    const r = await sh(`$MUSTER run -n 1 -- cat ${src} > random.out`);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(Buffer.compare(readFileSync(join(dir, "random.out")), bytes)).toBe(0);
+  }, 120_000);
+
+  it("--label prefixes lines at the byte level: invalid UTF-8 stays as it is, a last line without newline gets one", async () => {
+    const r = await sh(`$MUSTER run -l -n 2 -- sh -c 'printf "a\\\\377b\\\\nlast"' | sort`);
+    expect(r.code, r.stderr).toBe(0);
+    const expected = Buffer.concat([Buffer.from("0: a"), Buffer.from([0xff]), Buffer.from("b\n0: last\n1: a"), Buffer.from([0xff]), Buffer.from("b\n1: last\n")]);
+    expect(r.stdout.toString("hex")).toBe(expected.toString("hex"));
+  }, 60_000);
+
+  it("100 MB written as fast as a task can all arrives: the writer is slowed down, nothing is dropped", async () => {
+    const src = join(dir, "big.bin");
+    const bytes = randomBytes(100_000_000);
+    writeFileSync(src, bytes);
+    const r = await sh(`$MUSTER run -v -n 1 -- cat ${src} > big.out`, 600_000);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/lost|incomplete/);
+    const got = readFileSync(join(dir, "big.out"));
+    expect(got.length).toBe(bytes.length);
+    expect(sha256(got)).toBe(sha256(bytes));
+    const view = await c.showJob(jobIdOf(r.stderr));
+    expect(view.steps[0].tasks[0].outputLostBytes).toBeUndefined();
+    expect(c.logs("node-1") + c.logs("node-2")).not.toContain("io.dropped");
+  }, 600_000);
+});
+
+describe("run -o/-e and batch -o/-e filename patterns", () => {
+  it("-o with %t writes one file per task, truncating; -e sends stderr elsewhere; %j %s %N %n %u %x %% expand", async () => {
+    const sub = mkdtempSync(join(dir, "pat-"));
+    writeFileSync(join(sub, "out-0.txt"), "old content that must go\n".repeat(10));
+    const r = await sh(`cd ${sub} && $MUSTER run -v -J myjob -n 3 -o 'out-%t.txt' -e 'err-%j.%s-%u-%x-%%.txt' -- sh -c 'echo "o$MUSTER_TASK_ID"; echo "e$MUSTER_TASK_ID" >&2'`);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.length).toBe(0);
+    const job = jobIdOf(r.stderr);
+    for (const t of [0, 1, 2]) expect(readFileSync(join(sub, `out-${t}.txt`), "utf8")).toBe(`o${t}\n`);
+    const err = readFileSync(join(sub, `err-${job}.0-alice-myjob-%.txt`), "utf8");
+    expect(err.split("\n").filter(Boolean).sort()).toEqual(["e0", "e1", "e2"]);
+
+    const n = await sh(`cd ${sub} && $MUSTER run -v -N 2 -n 4 -o 'node-%N-%n.txt' -- sh -c 'echo "$MUSTER_NODE $MUSTER_NODEID $MUSTER_TASK_ID"'`);
+    expect(n.code, n.stderr).toBe(0);
+    const view = await c.showJob(jobIdOf(n.stderr));
+    const nodes = [...new Set<string>(view.steps[0].tasks.map((t: { node: string }) => t.node))];
+    expect(nodes).toHaveLength(2);
+    const files = readdirSync(sub).filter((f) => f.startsWith("node-"));
+    expect(files).toHaveLength(2);
+    for (const f of files) {
+      const [, node, index] = /^node-(.+)-(\d+)\.txt$/.exec(f)!;
+      for (const line of readFileSync(join(sub, f), "utf8").split("\n").filter(Boolean)) expect(line.split(" ").slice(0, 2)).toEqual([node, index]);
+    }
+  }, 120_000);
+
+  it("-o without -e takes stderr too; -o none discards; -o N keeps only task N's output", async () => {
+    const sub = mkdtempSync(join(dir, "pat-"));
+    const both = await sh(`cd ${sub} && $MUSTER run -n 1 -o both.txt -- sh -c 'echo out; echo err >&2'`);
+    expect([both.code, both.stdout.toString(), both.stderr]).toEqual([0, "", ""]);
+    expect(readFileSync(join(sub, "both.txt"), "utf8").split("\n").filter(Boolean).sort()).toEqual(["err", "out"]);
+    const none = await sh(`$MUSTER run -n 2 -o none -- sh -c 'echo out; echo err >&2'`);
+    expect([none.code, none.stdout.toString(), none.stderr]).toEqual([0, "", ""]);
+    const one = await sh(`$MUSTER run -n 3 -o 1 -- sh -c 'echo "out $MUSTER_TASK_ID"; echo "err $MUSTER_TASK_ID" >&2'`);
+    expect([one.code, one.stdout.toString(), one.stderr]).toEqual([0, "out 1\n", "err 1\n"]);
+  }, 120_000);
+
+  it("batch -o/-e take the same patterns", async () => {
+    const sub = mkdtempSync(join(dir, "batch-"));
+    writeFileSync(join(sub, "job.sh"), "#!/bin/sh\necho to-out\necho to-err >&2\n", { mode: 0o755 });
+    const r = await sh(`cd ${sub} && $MUSTER batch -W -J bj -o 'b-%x-%j-%s-%N.out' -e 'b-%4j.err' ./job.sh`);
+    expect(r.code, r.stderr).toBe(0);
+    const job = /Submitted batch job (\S+)/.exec(r.stdout.toString())![1]!;
+    const view = await c.showJob(job);
+    const node = view.steps.find((s: { stepId: string }) => s.stepId === "batch").tasks[0].node;
+    expect(readFileSync(join(sub, `b-bj-${job}-batch-${node}.out`), "utf8")).toBe("to-out\n");
+    expect(readFileSync(join(sub, `b-${job.padStart(4, "0")}.err`), "utf8")).toBe("to-err\n");
+  }, 120_000);
+
+  it("a bad -o value is a usage error that starts nothing", async () => {
+    const r = await c.muster(["run", "-o", "", "--", "true"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^muster: error: run: option -o needs .*\n$/);
+  });
+});

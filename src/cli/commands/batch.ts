@@ -48,7 +48,7 @@ export function buildBatchSubmit(args: ParsedArgs, user: string, env: Readonly<R
     killOnBadExit: false,
     timeLimitSeconds,
     killWaitSeconds: o["kill-wait"] as number | undefined,
-    batch: { script, content, output: o.output as string | undefined },
+    batch: { script, content, output: o.output as string | undefined, error: o.error as string | undefined },
   };
 }
 
