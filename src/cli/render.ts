@@ -38,6 +38,8 @@ export function renderJob(view: JobView): string {
     );
     lines.push(`   Nodes=${Object.entries(s.nodes).map(([n, r]) => `${n}[${r}]`).join(",")}`);
     if (s.firstFailure) lines.push(`   FirstFailure=task ${s.firstFailure.rank} on ${s.firstFailure.node}`);
+    const lost = s.tasks.filter((t) => t.outputLostBytes);
+    if (lost.length) lines.push(`   OutputLostBytes=${lost.map((t) => `${t.rank}:${t.outputLostBytes}`).join(",")}`);
     if (s.tasks.length) {
       const rows = s.tasks.map((t) => [String(t.rank), t.node, t.state, t.exitCode ?? "-", t.pid === undefined ? "-" : String(t.pid), t.killedByRuntime ? "yes" : "no"]);
       const head = ["RANK", "NODE", "STATE", "EXITCODE", "PID", "STOPPED_BY_MUSTER"];

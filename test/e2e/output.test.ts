@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MUSTER_BIN, jobIdOf, startCluster, type Cluster } from "../support/cluster.js";
+import { waitFor } from "../support/wait.js";
 
 let c: Cluster;
 let dir: string;
@@ -118,6 +119,37 @@ describe("muster run passes task output through byte for byte", () => {
     expect(view.steps[0].tasks[0].outputLostBytes).toBeUndefined();
     expect(c.logs("node-1") + c.logs("node-2")).not.toContain("io.dropped");
   }, 600_000);
+});
+
+describe("muster run on a closed pipe", () => {
+  it("run | head -1: muster run exits 0 without a trace and the step is cancelled, as srun does", async () => {
+    const r = await sh(`{ $MUSTER run -v -n 1 -- yes; echo "muster $?" >&2; } | head -1`);
+    expect(r.stdout.toString()).toBe("y\n");
+    expect(r.stderr).toMatch(/^muster: job \S+: 1 task on \S+\nmuster 0\n$/);
+    const job = jobIdOf(r.stderr);
+    await waitFor(async () => (await c.showJob(job)).state === "CANCELLED", { timeoutMs: 30_000, message: `job ${job} cancelled` });
+  }, 60_000);
+});
+
+describe("output that cannot be slowed down", () => {
+  it("a background child flooding the pipe after its task ended: muster run says which task lost how many bytes, and show job records it", async () => {
+    const src = join(dir, "flood.bin");
+    writeFileSync(src, randomBytes(64_000_000));
+    // The task (the shell) ends at once; its background cat goes on writing into the task's stdout.
+    const r = await sh(`$MUSTER run -v -n 1 -- sh -c 'cat ${src} & exit 0' > flood.out`, 300_000);
+    expect(r.code, r.stderr).toBe(0);
+    const m = /^muster: error: task 0: (\d+) bytes of stdout lost$/m.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    const lost = Number(m![1]);
+    expect(lost).toBeGreaterThan(0);
+    const view = await c.showJob(jobIdOf(r.stderr));
+    expect(view.steps[0].tasks[0].outputLostBytes).toBe(lost);
+    const text = await c.muster(["show", "job", view.jobId]);
+    expect(text.stdout).toContain(`   OutputLostBytes=0:${lost}\n`);
+    // What did arrive is the file's beginning, up to the first loss.
+    const got = readFileSync(join(dir, "flood.out"));
+    expect(got.subarray(0, 1_000_000).equals(readFileSync(src).subarray(0, 1_000_000))).toBe(true);
+  }, 300_000);
 });
 
 describe("run -o/-e and batch -o/-e filename patterns", () => {
