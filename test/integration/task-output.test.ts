@@ -81,8 +81,8 @@ describe("TaskOutput", () => {
   it("drops what comes beyond the hard limit when the writer does not wait, counts it, and the reader learns how much", async () => {
     const out = taskOutput("2", { maxPendingBytes: 150_000, highWaterBytes: 100_000 });
     const sent = Buffer.concat([Buffer.from("head\n"), Buffer.alloc(99_995, 0x62)]);
-    for (let i = 0; i < 4; i++) out.write("stdout", sent); // a writer that ignores the request to wait
-    out.write("stderr", Buffer.from("e\n"));
+    for (let i = 0; i < 4; i++) void out.write("stdout", sent); // a writer that ignores the request to wait
+    void out.write("stderr", Buffer.from("e\n"));
     await out.end();
     expect(out.lostBytes).toBeGreaterThan(0);
     const got: Buffer[] = [];
