@@ -95,8 +95,13 @@ export class TaskOutput {
     if (file) {
       if (file.write(data) || file.destroyed) return undefined;
       return new Promise((resolve) => {
-        file.once("drain", resolve);
-        file.once("close", resolve);
+        const done = (): void => {
+          file.off("drain", done);
+          file.off("close", done);
+          resolve();
+        };
+        file.on("drain", done);
+        file.on("close", done);
       });
     }
     if (this.pending + data.length > (this.opts.maxPendingBytes ?? IO_MAX_PENDING_BYTES)) {

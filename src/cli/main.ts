@@ -59,6 +59,8 @@ export async function main(
     const load = CLIENT_COMMANDS[name];
     if (load) return await (await load())(args, config, { env, out, err });
     if (!loadServices) throw new MusterError("USAGE", `"${name}" is a service command: run it through the muster binary`);
+    // A service whose output's reader goes away stops in order, as on SIGTERM, rather than at once.
+    (await import("./stdio.js")).terminateOnBrokenPipe();
     return await (await loadServices())(name, args, config, env);
   } catch (e) {
     return reportError(e, err);

@@ -3,7 +3,8 @@
  * process exits, and a reader that goes away (`muster … | head -1`) ends the command quietly with
  * status 0, as coreutils do, instead of a stack trace. bin/muster.js installs the guards and exits
  * through `exitWhenDrained`; commands with something to undo on a broken pipe (a running step)
- * register it with `onBrokenPipe`.
+ * register it with `onBrokenPipe`. A service command (`up`, `agent` …) is not cut short: a write
+ * error on its stdout or stderr stops it as SIGTERM does, in order.
  */
 
 /** A write stream as far as draining and errors go (process.stdout and process.stderr). */
@@ -17,6 +18,13 @@ const brokenPipeHooks = new Set<() => Promise<unknown>>();
 /** How long the broken-pipe hooks may take before the process exits anyway, ms. */
 const BROKEN_PIPE_HOOK_MS = 2_000;
 let leaving = false;
+let service = false;
+let terminated = false;
+
+/** From now on a write error on stdout or stderr stops the process as SIGTERM does (for the service commands) instead of exiting at once. */
+export function terminateOnBrokenPipe(): void {
+  service = true;
+}
 
 /** Runs `hook` (bounded by a short timeout) before the process exits on a broken pipe; returns an unregister function. */
 export function onBrokenPipe(hook: () => Promise<unknown>): () => void {
@@ -31,6 +39,11 @@ export function onBrokenPipe(hook: () => Promise<unknown>): () => void {
  */
 export function guardStdio(stdout: Out = process.stdout, stderr: Out = process.stderr, exit: (code: number) => void = (c) => process.exit(c)): void {
   const onError = (err: NodeJS.ErrnoException, which: Out): void => {
+    if (service) {
+      if (!terminated) process.kill(process.pid, "SIGTERM");
+      terminated = true;
+      return;
+    }
     if (leaving) return;
     leaving = true;
     if (err.code === "EPIPE") {

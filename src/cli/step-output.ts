@@ -70,6 +70,17 @@ export class StepOutput {
     if (c.eof) st.eof = true;
   }
 
+  /** Writes what is left of unfinished labelled lines (of streams whose end never came), each ended by a newline. */
+  flush(): void {
+    for (const [key, st] of this.streams) {
+      if (!st.partial) continue;
+      const [rank, stream] = key.split("/") as [string, IoStream];
+      const rest = st.partial;
+      st.partial = undefined;
+      this.opts.target(Number(rank), stream)?.write(Buffer.concat([Buffer.from(`${rank}: `), rest, Buffer.from("\n")]));
+    }
+  }
+
   /** True once the last chunk of this task stream was taken. */
   ended(rank: number, stream: IoStream): boolean {
     return this.streams.get(`${rank}/${stream}`)?.eof === true;

@@ -213,11 +213,13 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
     const s = summary;
     const expected = s ? outputRanks(s) : [];
     const allEnded = () => expected.every((r) => output.ended(r, "stdout") && output.ended(r, "stderr"));
-    while (!allEnded() && Date.now() - lastOutputAt < OUTPUT_QUIET_MS) {
+    const endSeenAt = Date.now();
+    while (!allEnded() && Date.now() - Math.max(lastOutputAt, endSeenAt) < OUTPUT_QUIET_MS) {
       await new Promise((r) => setTimeout(r, 20));
     }
     ioFollow.stop();
     await pending;
+    output.flush();
     await files.close();
     for (const l of output.losses()) io.stderr(`muster: error: ${lossLine(l)}\n`);
     const unended = expected.filter((r) => !output.ended(r, "stdout") || !output.ended(r, "stderr"));
