@@ -36,6 +36,8 @@ export interface RunIo {
   readonly onSignal?: (handler: (sig: NodeJS.Signals) => void) => () => void;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
+  /** A promise while too much written output waits to go out (a slow reader): no more is taken until it settles. */
+  readonly whenWritable?: () => Promise<void> | undefined;
   /** Registers what to do when stdout's reader goes away (`| head`); returns an unregister function. */
   readonly onBrokenPipe?: (hook: () => Promise<unknown>) => () => void;
 }
@@ -107,6 +109,7 @@ export async function runMain(args: ParsedArgs, config: Config, ctx: CommandCont
         env: ctx.env,
         cwd,
         onBrokenPipe,
+        whenWritable: () => whenWritable([process.stdout, process.stderr]),
         onSignal: (h) => {
           const sigs: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
           for (const s of sigs) process.on(s, h);
@@ -142,14 +145,16 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
   const output = new StepOutput({ label: submit.label, target: (rank, stream) => files.target(rank, stream) });
   let lastOutputAt = Date.now();
   let pending: Promise<void> = Promise.resolve();
-  const writeChunk = (c: IoChunk) => {
+  const writeChunk = (c: IoChunk): Promise<void> | undefined => {
     lastOutputAt = Date.now();
     if (!fields.ready()) {
       // The file names need the tasks' nodes, not known yet (the job was queued): in order, once they are.
       pending = pending.then(() => fields.whenReady()).then(() => output.take(c));
-      return;
+      return undefined;
     }
     output.take(c);
+    // Output is taken no faster than muster run's own stdout and stderr are read.
+    return io.whenWritable?.();
   };
   // Signals are handled from the moment the job exists (following its output and state takes a few
   // round trips; a Ctrl-C in between must not kill muster run and leave the job running).
@@ -175,7 +180,7 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
 
   const ioFollow = await client.follow(client.subjects.streams.io.name, client.subjects.io.ofStep(job, reply.step), (m) => {
     const p = parseMessage(IoChunkSchema, m.data, m.subject);
-    if (p.ok) writeChunk(p.value);
+    return p.ok ? writeChunk(p.value) : undefined;
   });
 
   let summary: StepSummary | undefined;
@@ -236,6 +241,22 @@ export async function runCommand(client: Client, args: ParsedArgs, io: RunIo): P
     unregister?.();
     unregisterPipe?.();
   }
+}
+
+/** Output written and not yet taken by the reader beyond which muster run takes no more task output, bytes. */
+const WRITABLE_LIMIT_BYTES = 4 * 1024 * 1024;
+
+/** A promise until every stream's buffered output is back under the limit; undefined when it is already. */
+function whenWritable(streams: readonly NodeJS.WriteStream[]): Promise<void> | undefined {
+  const full = streams.find((s) => !s.destroyed && s.writableLength > WRITABLE_LIMIT_BYTES);
+  if (!full) return undefined;
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      for (const ev of ["drain", "close", "error"] as const) full.off(ev, done);
+      resolve();
+    };
+    for (const ev of ["drain", "close", "error"] as const) full.on(ev, done);
+  }).then(() => whenWritable(streams));
 }
 
 /** How long `muster run` waits, after the step ended, for more output before it stops waiting for the end of every task's output, ms. */
