@@ -121,6 +121,19 @@ describe("muster run passes task output through byte for byte", () => {
   }, 600_000);
 });
 
+describe("muster run with a slow reader", () => {
+  it("holds the task output back while its own stdout is not read, and loses nothing", async () => {
+    const src = join(dir, "slow.bin");
+    const bytes = randomBytes(30_000_000);
+    writeFileSync(src, bytes);
+    // The reader starts late: muster run's stdout pipe fills and it stops taking output meanwhile.
+    const r = await sh(`$MUSTER run -n 1 -- cat ${src} | { sleep 2; cat > slow.out; }`, 300_000);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(sha256(readFileSync(join(dir, "slow.out")))).toBe(sha256(bytes));
+  }, 300_000);
+});
+
 describe("muster run on a closed pipe", () => {
   it("run | head -1: muster run exits 0 without a trace and the step is cancelled, as srun does", async () => {
     const r = await sh(`{ $MUSTER run -v -n 1 -- yes; echo "muster $?" >&2; } | head -1`);
