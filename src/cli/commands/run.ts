@@ -269,10 +269,10 @@ async function patternFields(
   reply: { job: string; step: number; placement?: { node: string; ranks: string }[] },
   routes: ReturnType<typeof outputRoutes>,
 ): Promise<{ common: PatternFields; node(rank: number): PatternFields; ready(): boolean; whenReady(): Promise<void> }> {
-  const uses = (letter: string) => Object.values(routes).some((r) => r.kind === "file" && r.pattern.includes(letter));
+  const uses = (spec: RegExp) => Object.values(routes).some((r) => r.kind === "file" && spec.test(r.pattern));
   let jobName = submit.name ?? submit.argv[0]!.split("/").pop()!;
   // A step of a batch job has the job's name.
-  if (submit.parentJob && uses("%") && !submit.name) jobName = ((await client.request("query", { type: "query", v: 1, what: "job", job: reply.job }).catch(() => undefined)) as JobView | undefined)?.name ?? jobName;
+  if (submit.parentJob && uses(/%\d*x/) && !submit.name) jobName = ((await client.request("query", { type: "query", v: 1, what: "job", job: reply.job }).catch(() => undefined)) as JobView | undefined)?.name ?? jobName;
   const common: PatternFields = { job: reply.job, step: String(reply.step), user: submit.user, jobName };
   const nodes = new Map<number, PatternFields>();
   const learn = (placement: readonly { node: string; ranks: string }[]) =>
