@@ -203,14 +203,16 @@ describe("run -o/-e and batch -o/-e filename patterns", () => {
 
   it("batch -o/-e take the same patterns", async () => {
     const sub = mkdtempSync(join(dir, "batch-"));
-    writeFileSync(join(sub, "job.sh"), "#!/bin/sh\necho to-out\necho to-err >&2\n", { mode: 0o755 });
-    const r = await sh(`cd ${sub} && $MUSTER batch -W -J bj -o 'b-%x-%j-%s-%N.out' -e 'b-%4j.err' ./job.sh`);
+    writeFileSync(join(sub, "job.sh"), "#!/bin/sh\necho to-out\necho to-err >&2\nmuster run -n 2 -o 'step-%x-%J-%t.out' -- sh -c 'echo step $MUSTER_TASK_ID'\n", { mode: 0o755 });
+    const r = await sh(`cd ${sub} && $MUSTER batch -n 2 -W -J bj -o 'b-%x-%j-%s-%N.out' -e 'b-%4j.err' ./job.sh`);
     expect(r.code, r.stderr).toBe(0);
     const job = /Submitted batch job (\S+)/.exec(r.stdout.toString())![1]!;
     const view = await c.showJob(job);
     const node = view.steps.find((s: { stepId: string }) => s.stepId === "batch").tasks[0].node;
     expect(readFileSync(join(sub, `b-bj-${job}-batch-${node}.out`), "utf8")).toBe("to-out\n");
     expect(readFileSync(join(sub, `b-${job.padStart(4, "0")}.err`), "utf8")).toBe("to-err\n");
+    // A step of the batch job names its files with the job's name and its own step id.
+    for (const t of [0, 1]) expect(readFileSync(join(sub, `step-bj-${job}.0-${t}.out`), "utf8")).toBe(`step ${t}\n`);
   }, 120_000);
 
   it("a bad -o value is a usage error that starts nothing", async () => {
