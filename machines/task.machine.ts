@@ -25,6 +25,8 @@ export interface TaskContext {
   readonly startedAt?: number;
   readonly endedAt?: number;
   readonly outcome?: TaskOutcome;
+  /** Bytes of the task's output its agent could not forward (reported with its end). */
+  readonly outputLostBytes?: number;
   /**
    * True once muster itself asked the task to stop, except for `--wait`'s SIGKILL: srun counts the
    * tasks its wait killed like any other killed task (FAILED `0:9`, exit 137), and so does muster.
@@ -40,7 +42,7 @@ export interface TaskContext {
 export type TaskEvent =
   | { readonly type: "LAUNCH"; readonly node: string; readonly epoch: string; readonly at: number }
   | { readonly type: "STARTED"; readonly epoch: string; readonly pid: number; readonly at: number }
-  | { readonly type: "ENDED"; readonly epoch: string; readonly outcome: TaskOutcome; readonly pid?: number; readonly at: number }
+  | { readonly type: "ENDED"; readonly epoch: string; readonly outcome: TaskOutcome; readonly pid?: number; readonly at: number; readonly outputLostBytes?: number }
   | { readonly type: "STOP"; readonly reason: string; readonly at: number }
   | { readonly type: "NODE_LOST"; readonly epoch: string; readonly at: number }
   | { readonly type: "KILL_UNCONFIRMED"; readonly at: number };
@@ -73,7 +75,7 @@ export const taskUpdates = {
   recordStart: (c: TaskContext, e: TaskEvent): Partial<TaskContext> =>
     e.type === "STARTED" ? { pid: e.pid, startedAt: c.startedAt ?? e.at } : {},
   recordEnd: (c: TaskContext, e: TaskEvent): Partial<TaskContext> =>
-    e.type === "ENDED" ? { outcome: e.outcome, endedAt: e.at, pid: c.pid ?? e.pid } : {},
+    e.type === "ENDED" ? { outcome: e.outcome, endedAt: e.at, pid: c.pid ?? e.pid, ...(e.outputLostBytes ? { outputLostBytes: e.outputLostBytes } : {}) } : {},
   recordStop: (c: TaskContext, e: TaskEvent): Partial<TaskContext> =>
     e.type === "STOP" ? { killedByRuntime: e.reason !== WAIT_STOP_REASON, stopReason: c.stopReason ?? e.reason } : {},
   recordNeverStarted: (_c: TaskContext, e: TaskEvent): Partial<TaskContext> => ({

@@ -5,6 +5,7 @@
  * task, failures ahead of ordinary traffic),
  * forwards the tasks' output, and shuts down gracefully (`draining` … `bye`).
  */
+import { expandFilenamePattern } from "../../src/filename-pattern/index.js";
 import { randomUUID } from "node:crypto";
 import { createWriteStream, existsSync, readFileSync, writeFileSync, type WriteStream } from "node:fs";
 import { mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
@@ -578,18 +579,21 @@ class AgentService implements Agent {
     void (async () => {
       const { outcome, pid } = await exit;
       rec.live = false;
-      // `task.ended` waits neither for the output pipes to close nor for the output to be stored:
-      // `muster run` waits for each stream's eof chunk itself.
-      const evt: TaskEnded = { type: "task.ended", ...base, outcome, ...(pid === undefined ? {} : { pid }), at: Date.now() };
-      log.info({ pid, outcome }, "task.ended");
       const failed = !(outcome.kind === "exited" && outcome.code === 0);
-      const acked = this.events.enqueue(evtSubject, encodeMessage(evt), taskEventMsgId(cmd.job, cmd.step, rank, epoch, "ended"), { ...order, urgent: failed });
       const flushed = (async () => {
         await outputClosed;
         rec.proc = undefined;
         await prepared.cleanup();
         await output.end();
       })();
+      // A task that ended badly is reported at once, ahead of ordinary traffic, without waiting for its
+      // output (muster run waits for each stream's eof chunk itself, and counts lost bytes by offset).
+      // A task that exited 0 is reported once its output is stored, so its end carries the bytes lost.
+      if (!failed) await flushed;
+      const lost = output.lostBytes;
+      const evt: TaskEnded = { type: "task.ended", ...base, outcome, ...(pid === undefined ? {} : { pid }), ...(lost > 0 ? { outputLostBytes: lost } : {}), at: Date.now() };
+      log.info({ pid, outcome }, "task.ended");
+      const acked = this.events.enqueue(evtSubject, encodeMessage(evt), taskEventMsgId(cmd.job, cmd.step, rank, epoch, "ended"), { ...order, urgent: failed });
       await Promise.all([started, acked, flushed]);
     })()
       .catch((err: unknown) => {
@@ -616,7 +620,11 @@ class AgentService implements Agent {
           await rm(path, { force: true });
         };
       }
-      const at = (p: string): string => (isAbsolute(p) ? p : join(cmd.cwd, p));
+      // The supervisor expanded the filename pattern but for what only this node knows (%N, and %% left as %%).
+      const at = (pattern: string): string => {
+        const p = expandFilenamePattern(pattern, { node: this.node, nodeIndex: cmd.nodeIndex });
+        return isAbsolute(p) ? p : join(cmd.cwd, p);
+      };
       if (batch.output !== undefined) {
         const out = createWriteStream(at(batch.output), { flags: "a" });
         files = { stdout: out, stderr: out };

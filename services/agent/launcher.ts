@@ -18,7 +18,7 @@ import { decodeWaitStatus } from "../../src/exit-status/index.js";
 import type { Logger } from "../../src/logger.js";
 import type { AgentTaskOutcome, IoStream } from "../../src/protocol/index.js";
 import { LAUNCHER_SERVER_SOURCE } from "./launcher-source.js";
-import { OUTPUT_GRACE_MS, PERL_PATH, closed, startTaskProcess, withTimeout, type TaskExit, type TaskProcess, type TaskProcessOptions } from "./task-process.js";
+import { OUTPUT_GRACE_MS, PERL_PATH, closed, readOutput, startTaskProcess, withTimeout, type TaskExit, type TaskProcess, type TaskProcessOptions } from "./task-process.js";
 
 /** What createLauncher needs. */
 export interface LauncherOptions {
@@ -488,7 +488,7 @@ export class Launcher {
         return;
       }
       const socket = new Socket({ fd: handle, readable: true, writable: false });
-      socket.on("data", (d: Buffer) => task.opts.onOutput(stream, d));
+      readOutput(socket, (d) => task.opts.onOutput(stream, d), () => task.state === "ended");
       socket.on("error", () => {});
       task.sockets.push(socket);
     });
@@ -548,6 +548,8 @@ export class Launcher {
     const exit = pid === undefined ? { outcome } : { outcome, pid };
     // The outcome is known now; the output may still be in the pipes (or held open by a background child).
     task.resolveExited(exit);
+    // The task ended: what is left in its pipes is read now, whatever the backpressure said.
+    for (const s of task.sockets) s.resume();
     void (async () => {
       await withTimeout(Promise.all(task.sockets.map(closed)), this.graceMs);
       for (const s of task.sockets) s.destroy();

@@ -1,9 +1,15 @@
 /**
  * A task's stdout and stderr forwarded as `io.chunk` messages on `<p>.io.<job>.<step>.<task>`:
- * in order, at most 64 KiB of output per chunk, `seq` counting from 0 per stream, UTF-8 text
- * (or base64 when the bytes are not valid UTF-8), and a last chunk with `eof: true` per stream.
- * Output is best-effort and bounded: beyond `maxPendingBytes` waiting to be published, new output
- * is dropped and the skipped `seq` shows the gap.
+ * in order, at most 64 KiB of output per chunk, `seq` counting from 0 per stream, `offset` the
+ * stream position of the chunk's first byte, UTF-8 text (or base64 when the bytes are not valid
+ * UTF-8), and a last chunk with `eof: true` per stream.
+ *
+ * A fast writer is slowed down, not cut: once `highWaterBytes` wait to be published, `write` returns
+ * a promise and the caller stops reading the task's pipe until it settles (the task then blocks in
+ * write(2), as under srun's I/O forwarding). Only output that comes when nothing can slow the writer
+ * (after the task's own process ended, a background child still writing) is dropped beyond
+ * `maxPendingBytes`; every dropped or unpublishable byte is counted (`lostBytes`, reported in
+ * `task.ended`) and shows as a jump of `offset` to whoever reads the chunks.
  */
 import { isUtf8 } from "node:buffer";
 import type { WriteStream } from "node:fs";
@@ -15,7 +21,11 @@ import { publishUntilAcked } from "./outbox.js";
 
 /** Largest piece of output in one chunk, bytes. */
 export const IO_CHUNK_BYTES = 64 * 1024;
-/** Output waiting to be published per task before new output is dropped, bytes. */
+/** Output waiting to be published per task at which the task's pipe is no longer read, bytes. */
+export const IO_HIGH_WATER_BYTES = 256 * 1024;
+/** Output waiting to be published at which reading the task's pipe resumes, bytes. */
+export const IO_LOW_WATER_BYTES = 64 * 1024;
+/** Output waiting to be published per task beyond which output that cannot be slowed down is dropped, bytes. */
 export const IO_MAX_PENDING_BYTES = 8 * 1024 * 1024;
 /** A UTF-8 chunk whose JSON grows beyond this (escapes) is sent as base64 instead; the IO stream takes 256 KiB. */
 const IO_MAX_MESSAGE_BYTES = 192 * 1024;
@@ -38,9 +48,11 @@ export interface TaskOutputOptions {
   /** Streams written to a file instead of being published (batch `output`/`error`); their eof chunk is still sent. */
   readonly files?: Partial<Record<IoStream, WriteStream>>;
   readonly maxPendingBytes?: number;
+  readonly highWaterBytes?: number;
+  readonly lowWaterBytes?: number;
 }
 
-type Segment = { readonly stream: IoStream; data: Buffer } | { readonly stream: IoStream; readonly gap: true } | { readonly stream: IoStream; readonly eof: true };
+type Segment = { readonly stream: IoStream; data: Buffer } | { readonly stream: IoStream; gap: number } | { readonly stream: IoStream; readonly eof: true };
 
 /** The message id of an output chunk, so a retried publish is stored once. */
 export function ioChunkMsgId(job: string, step: StepId, rank: number, epoch: string, stream: IoStream, seq: number): string {
@@ -53,9 +65,13 @@ export class TaskOutput {
   private readonly seq: Record<IoStream, number> = { stdout: 0, stderr: 0 };
   /** An incomplete UTF-8 sequence held back until the stream's next bytes. */
   private readonly carry: Record<IoStream, Buffer | undefined> = { stdout: undefined, stderr: undefined };
+  /** Stream position of the next byte to publish (the carry's first byte, if any); dropped bytes count. */
+  private readonly pos: Record<IoStream, number> = { stdout: 0, stderr: 0 };
   private readonly subject: string;
   private pending = 0;
-  private dropped = 0;
+  private lost = 0;
+  /** Writers waiting for the pending output to fall to the low-water mark. */
+  private waiters: (() => void)[] = [];
   private pumping = false;
   private ending: Promise<void> | undefined;
   private finish: (() => void) | undefined;
@@ -64,25 +80,37 @@ export class TaskOutput {
     this.subject = opts.subjects.io.task(opts.job, opts.step, opts.rank);
   }
 
-  /** Bytes of output dropped because too much was waiting. */
-  get droppedBytes(): number {
-    return this.dropped;
+  /** Bytes of output lost: dropped because too much was waiting, or never acknowledged by JetStream. */
+  get lostBytes(): number {
+    return this.lost;
   }
 
-  /** Takes a piece of output from the task. */
-  write(stream: IoStream, data: Buffer): void {
-    if (this.ending || data.length === 0) return;
+  /**
+   * Takes a piece of output from the task. Returns a promise when the caller should stop reading the
+   * task's output until it settles (too much waits to be published, or a file is slow to take it).
+   */
+  write(stream: IoStream, data: Buffer): Promise<void> | undefined {
+    if (this.ending || data.length === 0) return undefined;
     const file = this.opts.files?.[stream];
     if (file) {
-      file.write(data);
-      return;
+      if (file.write(data) || file.destroyed) return undefined;
+      return new Promise((resolve) => {
+        const done = (): void => {
+          file.off("drain", done);
+          file.off("close", done);
+          resolve();
+        };
+        file.on("drain", done);
+        file.on("close", done);
+      });
     }
     if (this.pending + data.length > (this.opts.maxPendingBytes ?? IO_MAX_PENDING_BYTES)) {
-      if (this.dropped === 0) this.opts.logger.warn({ stream }, "io.dropped");
-      this.dropped += data.length;
+      if (this.lost === 0) this.opts.logger.warn({ stream }, "io.dropped");
+      this.lost += data.length;
       const tail = this.queue.at(-1);
-      if (!(tail && "gap" in tail && tail.stream === stream)) this.queue.push({ stream, gap: true });
-      return;
+      if (tail && "gap" in tail && tail.stream === stream) tail.gap += data.length;
+      else this.queue.push({ stream, gap: data.length });
+      return undefined;
     }
     this.pending += data.length;
     const tail = this.queue.at(-1);
@@ -92,6 +120,15 @@ export class TaskOutput {
       this.queue.push({ stream, data });
     }
     this.kick();
+    if (this.pending < (this.opts.highWaterBytes ?? IO_HIGH_WATER_BYTES)) return undefined;
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  // Lets waiting writers go on once the pending output is down to the low-water mark (or nothing can be sent any more).
+  private release(force = false): void {
+    if (this.waiters.length === 0) return;
+    if (!force && this.pending > (this.opts.lowWaterBytes ?? IO_LOW_WATER_BYTES) && !this.opts.signal.aborted) return;
+    for (const w of this.waiters.splice(0)) w();
   }
 
   /** Flushes what is left, closes the files, and publishes both eof chunks. */
@@ -100,6 +137,7 @@ export class TaskOutput {
       for (const f of Object.values(this.opts.files ?? {})) {
         await new Promise<void>((resolve) => f.end(() => resolve()));
       }
+      this.release(true);
       const done = new Promise<void>((resolve) => (this.finish = resolve));
       for (const stream of IO_STREAMS) this.queue.push({ stream, eof: true });
       this.kick();
@@ -120,7 +158,11 @@ export class TaskOutput {
         const head = this.queue[0]!;
         if ("gap" in head) {
           this.queue.shift();
-          this.seq[head.stream]++;
+          // What was held back before the gap goes out on its own (as base64): bytes after the gap are no continuation of it.
+          const carry = this.carry[head.stream];
+          this.carry[head.stream] = undefined;
+          if (carry) await this.publish(head.stream, carry, false);
+          this.pos[head.stream] += head.gap;
           continue;
         }
         if ("eof" in head) {
@@ -133,9 +175,11 @@ export class TaskOutput {
         }
         const chunk = this.take(head.stream);
         if (chunk.length > 0) await this.publish(head.stream, chunk, false);
+        this.release();
       }
     } finally {
       this.pumping = false;
+      this.release(this.opts.signal.aborted);
     }
   }
 
@@ -170,7 +214,9 @@ export class TaskOutput {
 
   private async publish(stream: IoStream, data: Buffer, eof: boolean): Promise<void> {
     const seq = this.seq[stream]++;
-    const base = { type: "io.chunk", v: PROTOCOL_VERSION, job: this.opts.job, step: this.opts.step, rank: this.opts.rank, stream, seq, at: Date.now() } as const;
+    const offset = this.pos[stream];
+    this.pos[stream] += data.length;
+    const base = { type: "io.chunk", v: PROTOCOL_VERSION, job: this.opts.job, step: this.opts.step, rank: this.opts.rank, stream, seq, offset, at: Date.now() } as const;
     const extra = eof ? { eof: true } : {};
     let bytes: Uint8Array | undefined;
     if (isUtf8(data)) {
@@ -189,7 +235,10 @@ export class TaskOutput {
       giveUpAfterMs: IO_GIVE_UP_MS,
       isConnected: this.opts.isConnected,
     });
-    if (!ok && !this.opts.signal.aborted) this.opts.logger.warn({ stream, seq, eof }, "io.chunk_lost");
+    if (!ok && !this.opts.signal.aborted) {
+      this.lost += data.length;
+      this.opts.logger.warn({ stream, seq, eof, bytes: data.length }, "io.chunk_lost");
+    }
   }
 }
 

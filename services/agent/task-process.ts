@@ -47,8 +47,12 @@ export interface TaskProcessOptions {
   readonly perlPath?: string;
   /** Called once the command was exec'd, with the task's own pid. */
   readonly onStarted: (pid: number) => void;
-  /** Called with each piece of output, in order per stream. */
-  readonly onOutput: (stream: IoStream, data: Buffer) => void;
+  /**
+   * Called with each piece of output, in order per stream. A returned promise stops the reading of
+   * that stream until it settles (backpressure: the task blocks in write(2)); once the task has
+   * ended, its pipes are read on regardless, so that nothing is left behind in them.
+   */
+  readonly onOutput: (stream: IoStream, data: Buffer) => Promise<void> | undefined | void;
   /** Called with text the launcher itself wrote to its stderr (never expected). */
   readonly onDiagnostic?: (text: string) => void;
   readonly outputGraceMs?: number;
@@ -173,7 +177,7 @@ export function startTaskProcess(opts: TaskProcessOptions): TaskProcess {
     if (fds.length === 2) {
       (["stdout", "stderr"] as const).forEach((stream, i) => {
         const socket = new Socket({ fd: fds[i]!, readable: true, writable: false });
-        socket.on("data", (d: Buffer) => opts.onOutput(stream, d));
+        readOutput(socket, (d) => opts.onOutput(stream, d), () => reaped);
         sockets.push(socket);
       });
       control.end("go\n");
@@ -185,13 +189,16 @@ export function startTaskProcess(opts: TaskProcessOptions): TaskProcess {
   };
 
   const own = [child.stdout!, child.stderr!] as const;
-  own[0].on("data", (d: Buffer) => {
-    if (useOwnStdio) opts.onOutput("stdout", d);
-  });
-  own[1].on("data", (d: Buffer) => {
-    if (useOwnStdio) opts.onOutput("stderr", d);
-    else opts.onDiagnostic?.(d.toString("utf8"));
-  });
+  readOutput(own[0], (d) => (useOwnStdio ? opts.onOutput("stdout", d) : undefined), () => reaped);
+  readOutput(
+    own[1],
+    (d) => {
+      if (useOwnStdio) return opts.onOutput("stderr", d);
+      opts.onDiagnostic?.(d.toString("utf8"));
+      return undefined;
+    },
+    () => reaped,
+  );
 
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
     child.once("exit", (code, signal) => {
@@ -208,6 +215,7 @@ export function startTaskProcess(opts: TaskProcessOptions): TaskProcess {
 
   const done = (async (): Promise<TaskExit> => {
     const exit = await exited;
+    for (const s of [...sockets, ...own]) s.resume();
     if (exit.error) {
       for (const s of own) s.destroy();
       return { outcome: { kind: "launch_failed", code: 126, error: `${opts.argv[0]}: ${exit.error.message}` } };
@@ -273,6 +281,19 @@ function failed(error: string): TaskProcess {
       return this.done;
     },
   };
+}
+
+/**
+ * Reads a task's output pipe into `onData`, pausing the pipe while the promise `onData` returns is
+ * pending (the task then blocks in write(2)), unless the task has `ended`: then everything left is read.
+ */
+export function readOutput(socket: Readable, onData: (d: Buffer) => Promise<void> | undefined | void, ended: () => boolean): void {
+  socket.on("data", (d: Buffer) => {
+    const wait = onData(d);
+    if (!wait || ended()) return;
+    socket.pause();
+    void wait.then(() => socket.resume());
+  });
 }
 
 /** Resolves when a stream has closed, ended or failed. */

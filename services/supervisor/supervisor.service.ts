@@ -6,6 +6,7 @@
  * Every mutation runs through one serial queue, so the machines see one event at a time; each job's
  * I/O (publishes, saves, acks, commands) runs in order on that job's own chain, off the queue.
  */
+import { expandFilenamePattern, type PatternFields } from "../../src/filename-pattern/index.js";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { createActor, type Actor } from "xstate";
@@ -360,9 +361,11 @@ class SupervisorService implements Supervisor {
     const jobId = await this.store.nextJobId();
     const now = Date.now();
     const cwd = req.cwd ?? process.cwd();
-    const batch = req.batch && { ...req.batch, output: outputPath(req.batch.output ?? "muster-%j.out", jobId, cwd), error: req.batch.error && outputPath(req.batch.error, jobId, cwd) };
+    const name = req.name ?? req.argv[0]!.split("/").pop()!;
+    const fields: PatternFields = { job: jobId, step: BATCH_STEP, task: 0, nodeIndex: 0, user, jobName: name };
+    const batch = req.batch && { ...req.batch, output: outputPath(req.batch.output ?? "muster-%j.out", fields, cwd), error: req.batch.error && outputPath(req.batch.error, fields, cwd) };
     const meta: JobMeta = {
-      name: req.name ?? req.argv[0]!.split("/").pop()!,
+      name,
       user,
       kind: batch ? "batch" : "run",
       request,
@@ -606,6 +609,7 @@ class SupervisorService implements Supervisor {
             exitCode: t.context.outcome ? formatExitCode(outcomeExitCode(t.context.outcome)) : undefined,
             outcome: t.context.outcome,
             pid: t.context.pid,
+            ...(t.context.outputLostBytes ? { outputLostBytes: t.context.outputLostBytes } : {}),
             killedByRuntime: t.context.killedByRuntime,
             startedAt: t.context.startedAt,
             endedAt: t.context.endedAt,
@@ -855,7 +859,7 @@ class SupervisorService implements Supervisor {
       const event: TaskEvent =
         ev.type === "task.started"
           ? { type: "STARTED", epoch: ev.epoch, pid: ev.pid, at: ev.at }
-          : { type: "ENDED", epoch: ev.epoch, outcome: ev.outcome, pid: ev.pid, at: ev.at };
+          : { type: "ENDED", epoch: ev.epoch, outcome: ev.outcome, pid: ev.pid, at: ev.at, ...(ev.outputLostBytes ? { outputLostBytes: ev.outputLostBytes } : {}) };
       let steps = byStep.get(host);
       if (!steps) byStep.set(host, (steps = new Map()));
       let list = steps.get(stepId);
@@ -1419,9 +1423,12 @@ function wireStep(step: string): number | "batch" {
   return step === "batch" ? "batch" : Number(step);
 }
 
-/** An output file path: `%j` becomes the job id; relative paths are relative to the submit directory. */
-function outputPath(pattern: string, jobId: string, cwd: string): string {
-  const path = pattern.replace(/%j/g, jobId);
+/**
+ * A batch output file path: the filename pattern expanded with what is known at submit (the node,
+ * `%N`, is left to the agent); relative paths are relative to the submit directory.
+ */
+function outputPath(pattern: string, fields: PatternFields, cwd: string): string {
+  const path = expandFilenamePattern(pattern, fields, { partial: true });
   return path.startsWith("/") ? path : `${cwd.replace(/\/$/, "")}/${path}`;
 }
 

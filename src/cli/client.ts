@@ -76,9 +76,14 @@ export class Client {
    * restarts. nats.js 3.4 recreates an ordered consumer after a reconnect, but miscounts its pending
    * pulls and then stalls until two idle heartbeats are missed (30 s by default); so on a reconnect,
    * a recreation or a failure the follower opens a fresh ordered consumer after the last message it
-   * delivered (retrying while JetStream does not answer).
+   * delivered (retrying while JetStream does not answer). A promise returned by `onMessage` holds
+   * the next message back until it settles (a slow reader of muster run's output slows the follower).
    */
-  async follow(stream: string, subject: string, onMessage: (m: JsMsg) => void | boolean): Promise<{ stop(): void; done: Promise<void> }> {
+  async follow(
+    stream: string,
+    subject: string,
+    onMessage: (m: JsMsg) => void | boolean | Promise<void>,
+  ): Promise<{ stop(): void; done: Promise<void> }> {
     let nextSeq = 0;
     let stopped = false;
     const open = async (): Promise<ConsumerMessages> => {
@@ -103,7 +108,9 @@ export class Client {
           try {
             for await (const m of current) {
               nextSeq = m.seq + 1;
-              if (onMessage(m) === false) {
+              const r = onMessage(m);
+              if (r instanceof Promise) await r;
+              if (r === false) {
                 stopped = true;
                 break;
               }

@@ -36,8 +36,8 @@ export async function main(
   env: Readonly<Record<string, string | undefined>> = process.env,
   loadServices?: () => Promise<ServiceMain>,
 ): Promise<number> {
-  const out = (s: string) => process.stdout.write(s);
-  const err = (s: string) => process.stderr.write(s);
+  const out = (s: string | Uint8Array) => process.stdout.write(s);
+  const err = (s: string | Uint8Array) => process.stderr.write(s);
   try {
     if (argv[0] === "--version" || argv[0] === "-V") {
       out(`muster ${VERSION}\n`);
@@ -61,6 +61,8 @@ export async function main(
     const load = CLIENT_COMMANDS[name];
     if (load) return await (await load())(args, config, { env, out, err });
     if (!loadServices) throw new MusterError("USAGE", `"${name}" is a service command: run it through the muster binary`);
+    // A service whose output's reader goes away stops in order, as on SIGTERM, rather than at once.
+    (await import("./stdio.js")).terminateOnBrokenPipe();
     return await (await loadServices())(name, args, config, env);
   } catch (e) {
     return reportError(e, err);

@@ -73,6 +73,8 @@ export function renderStep(jobId: string, s: StepOfView): string[] {
   ];
   if (s.command !== undefined) lines.push(`   Command=${s.command}`);
   if (s.firstFailure) lines.push(`   FirstFailure=task ${s.firstFailure.rank} on ${s.firstFailure.node}`);
+  const lost = s.tasks.filter((t) => t.outputLostBytes);
+  if (lost.length) lines.push(`   OutputLostBytes=${lost.map((t) => `${t.rank}:${t.outputLostBytes}`).join(",")}`);
   if (s.tasks.length) {
     const rows = s.tasks.map((t) => [String(t.rank), t.node, t.state, t.exitCode ?? "-", t.pid === undefined ? "-" : String(t.pid), t.killedByRuntime ? "yes" : "no"]);
     const head = ["RANK", "NODE", "STATE", "EXITCODE", "PID", "STOPPED_BY_MUSTER"];

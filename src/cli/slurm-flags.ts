@@ -25,6 +25,7 @@ const ANSWERS: readonly (readonly [flags: readonly string[], answer: string])[] 
   [["--exact", "--overlap"], "the steps of a batch job share its allocation's slots: a step may overlap the others"],
   [["--requeue", "--no-requeue"], "muster never requeues a job"],
   [["--signal"], "send a signal when you want it with muster kill JOB --signal SIG"],
+  [["-i", "--input"], "tasks read /dev/null; give them a file instead (muster run -- sh -c 'cmd < FILE')"],
   [["--comment"], "muster keeps no job comments; use -J/--job-name"],
   [["--test-only"], "muster has no dry run; muster nodes shows what is free"],
   [["--get-user-env"], "tasks get the submitting environment (see --export)"],

@@ -20,8 +20,9 @@ export interface CommandDef {
 /** What a running command writes to and reads from. */
 export interface CommandContext {
   readonly env: Readonly<Record<string, string | undefined>>;
-  readonly out: (s: string) => void;
-  readonly err: (s: string) => void;
+  /** Writes to stdout: text as UTF-8, bytes as they are. */
+  readonly out: (s: string | Uint8Array) => void;
+  readonly err: (s: string | Uint8Array) => void;
 }
 
 /** The entry of a command's module: runs the command with its parsed arguments; resolves with the exit status. */
@@ -40,6 +41,8 @@ export const RUN_OPTIONS: readonly OptionSpec[] = [
   { name: "nodes", short: "N", type: "int", arg: "NODES", help: "number of nodes to spread the tasks over" },
   { name: "ntasks-per-node", type: "int", arg: "K", help: "tasks on each node (without -n: NODES x K tasks)" },
   { name: "label", short: "l", type: "boolean", help: "prefix each output line with its task rank (RANK: )" },
+  { name: "output", short: "o", type: "string", arg: "PATTERN", help: "tasks' stdout (and stderr without -e) to files named by PATTERN (%j %s %t %n %N %u %x %%), none, or only task N's" },
+  { name: "error", short: "e", type: "string", arg: "PATTERN", help: "tasks' stderr to files named by PATTERN, none, or only task N's" },
   { name: "kill-on-bad-exit", short: "K", type: "boolean", help: "kill the other tasks when one ends badly" },
   { name: "no-kill", short: "k", type: "boolean", help: "when a node fails, keep the step's other tasks running (default: stop them)" },
   { name: "wait", short: "W", type: "number", arg: "SEC", help: "after the first task ends, SIGKILL the rest after SEC seconds" },
@@ -57,7 +60,8 @@ export const BATCH_OPTIONS: readonly OptionSpec[] = [
   { name: "ntasks", short: "n", type: "int", arg: "N", help: "tasks the job's allocation holds (default 1)" },
   { name: "nodes", short: "N", type: "int", arg: "NODES", help: "nodes of the allocation" },
   { name: "ntasks-per-node", type: "int", arg: "K", help: "tasks on each node" },
-  { name: "output", short: "o", type: "string", arg: "FILE", help: "the script's stdout and stderr (default muster-%j.out in this directory; %j is the job id)" },
+  { name: "output", short: "o", type: "string", arg: "PATTERN", help: "the script's stdout, and stderr without -e (default muster-%j.out; %j %s %t %n %N %u %x %% as srun)" },
+  { name: "error", short: "e", type: "string", arg: "PATTERN", help: "the script's stderr (default: with its stdout)" },
   { name: "job-name", short: "J", type: "string", arg: "NAME", help: "job name (default: the script's name)" },
   { name: "time", short: "t", type: "string", arg: "LIMIT", help: "time limit of the script (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS)" },
   { name: "kill-wait", type: "number", arg: "SEC", help: "seconds between SIGTERM and SIGKILL (default: the supervisor's MUSTER_KILL_WAIT, 10)" },

@@ -43,6 +43,8 @@ export const TaskEndedSchema = z
     outcome: AgentTaskOutcomeSchema,
     /** Absent when the launch failed before a process existed. */
     pid: PidSchema.optional(),
+    /** Bytes of the task's stdout and stderr the agent could not forward (absent when none was lost). */
+    outputLostBytes: z.number().int().min(1).optional(),
     at: EpochMsSchema,
   })
   .meta({ title: "task.ended", description: "Agent event: a task ended with an exit code or signal, or failed to launch." });

@@ -19,6 +19,11 @@ export const IoChunkSchema = z
     stream: z.enum(IO_STREAMS),
     /** Counts up from 0 per (task, stream). */
     seq: z.number().int().min(0),
+    /**
+     * Bytes of the stream before this chunk's data, lost ones included: a reader that has seen fewer
+     * knows exactly how many bytes it missed (dropped by the agent, or gone from the IO stream).
+     */
+    offset: z.number().int().min(0).optional(),
     /** The bytes as text; `base64` when `encoding` says so (output that is not valid UTF-8). */
     data: z.string(),
     encoding: z.enum(["utf8", "base64"]).optional(),

@@ -19,6 +19,8 @@ export const TaskViewSchema = z.object({
   exitCode: ExitCodeStringSchema.optional(),
   outcome: TaskOutcomeSchema.optional(),
   pid: z.number().int().optional(),
+  /** Bytes of the task's stdout and stderr that were lost on the way (absent when none was). */
+  outputLostBytes: z.number().int().min(1).optional(),
   killedByRuntime: z.boolean(),
   startedAt: EpochMsSchema.optional(),
   endedAt: EpochMsSchema.optional(),

@@ -31,7 +31,9 @@ async function run(argv: string[], opts: { perlPath?: string; env?: Record<strin
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...opts.env },
     ...(opts.perlPath ? { perlPath: opts.perlPath } : {}),
     onStarted: (pid) => (started = pid),
-    onOutput: (stream, data) => (out[stream] += data.toString("utf8")),
+    onOutput: (stream, data) => {
+      out[stream] += data.toString("utf8");
+    },
   });
   const exit = await proc.done;
   return { ...exit, ...(started === undefined ? {} : { started }), out };

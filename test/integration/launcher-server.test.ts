@@ -58,7 +58,9 @@ function run(l: Launcher, argv: string[], opts: { cwd?: string; env?: Record<str
       started.push(pid);
       leftovers.push(pid);
     },
-    onOutput: (stream, data) => (out[stream] += data.toString("utf8")),
+    onOutput: (stream, data) => {
+      out[stream] += data.toString("utf8");
+    },
   });
   return { proc, out, started, exit: proc.done };
 }

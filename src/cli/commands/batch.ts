@@ -111,7 +111,7 @@ function batchRequest(args: ParsedArgs, s: BatchScript, user: string, env: Reado
     killOnBadExit: false,
     timeLimitSeconds,
     killWaitSeconds: o["kill-wait"] as number | undefined,
-    batch: { script, content, output: o.output as string | undefined },
+    batch: { script, content, output: o.output as string | undefined, error: o.error as string | undefined },
     ...(envExport === "NONE" ? { envExport } : {}),
     ...(nodelist ? { nodelist } : {}),
     ...submitOrigin(cwd),

@@ -19,28 +19,34 @@ import {
   type StepSummary,
   type SubmitRequest,
 } from "../../protocol/index.js";
+import type { PatternFields } from "../../filename-pattern/index.js";
 import { parseTimeLimit, type ParsedArgs } from "../args.js";
 import { withClient, type Client } from "../client.js";
 import { chdirOption, exportedEnv, jobDefaults, nodelistOption, submitOrigin } from "../slurm-options.js";
+import { OutputFiles, outputRoutes, routesNeedNode } from "../output-files.js";
 import { ProgressLine, type ProgressTerminal } from "../progress.js";
 import { errorLines, groupLines, summaryLines } from "../render.js";
 import type { CommandContext } from "../specs.js";
+import { onBrokenPipe } from "../stdio.js";
+import { StepOutput, lossLine } from "../step-output.js";
 import { resolveTaskLayout, type TaskLayout } from "../task-layout.js";
 
 /** What `muster run` needs from its surroundings (so tests can drive it). */
 export interface RunIo {
-  readonly stdout: (s: string) => void;
-  readonly stderr: (s: string) => void;
+  /** Text is written as UTF-8; task output comes as bytes and is written as it is. */
+  readonly stdout: (s: string | Uint8Array) => void;
+  readonly stderr: (s: string | Uint8Array) => void;
   /** Registers a handler for SIGINT/SIGTERM/SIGHUP; returns an unregister function. */
   readonly onSignal?: (handler: (sig: NodeJS.Signals) => void) => () => void;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
   /** Set when stderr is a terminal: a step of several tasks then shows a live status line (src/cli/progress.ts). */
   readonly terminal?: ProgressTerminal;
+  /** A promise while too much written output waits to go out (a slow reader): no more is taken until it settles. */
+  readonly whenWritable?: () => Promise<void> | undefined;
+  /** Registers what to do when stdout's reader goes away (`| head`); returns an unregister function. */
+  readonly onBrokenPipe?: (hook: () => Promise<unknown>) => () => void;
 }
-
-/** How long `muster run` waits, after the step ended, for output that has stopped coming, ms. */
-const OUTPUT_SILENCE_MS = 3000;
 
 /** Variables the agent sets for each task; never propagated from the submitting environment. */
 export { TASK_VARIABLES } from "../../task-env.js";
@@ -53,6 +59,7 @@ export function buildSubmit(args: ParsedArgs, user: string, io: Pick<RunIo, "env
   const { env, envExport } = exportedEnv("run", o.export as string | undefined, io.env);
   const nodelist = nodelistOption("run", o.nodelist as string | undefined);
   const { ntasks, nodes, ntasksPerNode } = taskLayout(o);
+  outputRoutes(o.output as string | undefined, o.error as string | undefined);
   return {
     type: "submit",
     v: 1,
@@ -105,6 +112,8 @@ export async function runMain(args: ParsedArgs, config: Config, ctx: CommandCont
         env: ctx.env,
         cwd,
         terminal: process.stderr.isTTY ? { stdoutIsTTY: Boolean(process.stdout.isTTY), columns: () => process.stderr.columns } : undefined,
+        onBrokenPipe,
+        whenWritable: () => whenWritable([process.stdout, process.stderr]),
         onSignal: (h) => {
           const sigs: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
           for (const s of sigs) process.on(s, h);
@@ -141,34 +150,29 @@ async function followStep(client: Client, args: ParsedArgs, io: RunIo, submit: S
     io.stderr(`muster: job ${job}: ${submit.ntasks} ${submit.ntasks === 1 ? "task" : "tasks"} ${where}\n`);
   }
   if (reply.state === "PENDING" && !args.options.quiet) io.stderr(`muster: job ${job} queued and waiting for resources\n`);
-  const label = submit.label;
-  const partial = new Map<string, string>();
-  const eofs = new Set<string>();
-  let lastChunkAt = 0;
-  let wake: (() => void) | undefined;
-  let wantEofs = Infinity;
-  const writeChunk = (c: IoChunk) => {
-    const out = c.stream === "stdout" ? io.stdout : io.stderr;
-    const key = `${c.rank}/${c.stream}`;
-    const text = c.encoding === "base64" ? Buffer.from(c.data, "base64").toString("utf8") : c.data;
-    if (!label) {
-      if (text) out(text);
-    } else {
-      const buf = (partial.get(key) ?? "") + text;
-      const lines = buf.split("\n");
-      const rest = lines.pop()!;
-      for (const l of lines) out(`${c.rank}: ${l}\n`);
-      partial.set(key, rest);
-      if (c.eof && rest) {
-        out(`${c.rank}: ${rest}\n`);
-        partial.set(key, "");
-      }
+  // Task output: bytes as the tasks wrote them, to the terminal or the -o/-e files.
+  const routes = outputRoutes(args.options.output as string | undefined, args.options.error as string | undefined);
+  const fields = await patternFields(client, submit, reply, routes);
+  const files = new OutputFiles(routes, {
+    fields: (rank) => ({ ...fields.common, task: rank, ...fields.node(rank) }),
+    cwd: io.cwd,
+    stdout: io.stdout,
+    stderr: io.stderr,
+    onError: (path, err) => io.stderr(`muster: error: cannot write output file ${path}: ${err.message}\n`),
+  });
+  const output = new StepOutput({ label: submit.label, target: (rank, stream) => files.target(rank, stream) });
+  let lastOutputAt = Date.now();
+  let pending: Promise<void> = Promise.resolve();
+  const writeChunk = (c: IoChunk): Promise<void> | undefined => {
+    lastOutputAt = Date.now();
+    if (!fields.ready()) {
+      // The file names need the tasks' nodes, not known yet (the job was queued): in order, once they are.
+      pending = pending.then(() => fields.whenReady()).then(() => output.take(c));
+      return undefined;
     }
-    lastChunkAt = Date.now();
-    if (c.eof) {
-      eofs.add(key);
-      if (eofs.size >= wantEofs) wake?.();
-    }
+    output.take(c);
+    // Output is taken no faster than muster run's own stdout and stderr are read.
+    return io.whenWritable?.();
   };
   // Signals are handled from the moment the job exists (following its output and state takes a few
   // round trips; a Ctrl-C in between must not kill muster run and leave the job running).
@@ -189,10 +193,12 @@ async function followStep(client: Client, args: ParsedArgs, io: RunIo, submit: S
     io.stderr(`muster: ${sig === "SIGINT" ? "aborting" : `${sig} received, cancelling`} job ${job}\n`);
     void client.request("kill", { type: "kill", v: 1, job, step: submit.parentJob ? reply.step : undefined }).catch((err: Error) => io.stderr(`muster: error: ${err.message}\n`));
   });
+  // Nobody reads the output any more (`muster run … | head`): the step is cancelled, as srun does, before muster run leaves quietly.
+  const unregisterPipe = io.onBrokenPipe?.(() => client.request("kill", { type: "kill", v: 1, job, step: submit.parentJob ? reply.step : undefined }));
 
   const ioFollow = await client.follow(client.subjects.streams.io.name, client.subjects.io.ofStep(job, reply.step), (m) => {
     const p = parseMessage(IoChunkSchema, m.data, m.subject);
-    if (p.ok) writeChunk(p.value);
+    return p.ok ? writeChunk(p.value) : undefined;
   });
 
   let summary: StepSummary | undefined;
@@ -234,23 +240,24 @@ async function followStep(client: Client, args: ParsedArgs, io: RunIo, submit: S
     await ended;
     stateFollow.stop();
     progress?.stop();
-    // Output of every task that ran ends with an eof chunk per stream (agents report a task's end
-    // without waiting for its output): wait for them while output keeps coming, up to 3 s of silence.
+    // Output of every task that ran ends with an eof chunk per stream: wait for them as long as output
+    // keeps coming (a fast writer's output may still be on its way), and say which never came.
     const s = summary;
     const expected = s ? outputRanks(s) : [];
-    const endedAt = Date.now();
-    wantEofs = expected.length * 2;
-    while (Date.now() - Math.max(endedAt, lastChunkAt) < OUTPUT_SILENCE_MS && !expected.every((r) => eofs.has(`${r}/stdout`) && eofs.has(`${r}/stderr`))) {
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, 50);
-        wake = () => {
-          clearTimeout(t);
-          r();
-        };
-      });
-      wake = undefined;
+    const allEnded = () => expected.every((r) => output.ended(r, "stdout") && output.ended(r, "stderr"));
+    const endSeenAt = Date.now();
+    while (!allEnded() && Date.now() - Math.max(lastOutputAt, endSeenAt) < OUTPUT_QUIET_MS) {
+      await new Promise((r) => setTimeout(r, 20));
     }
     ioFollow.stop();
+    await pending;
+    output.flush();
+    await files.close();
+    for (const l of output.losses()) io.stderr(`muster: error: ${lossLine(l)}\n`);
+    const unended = expected.filter((r) => !output.ended(r, "stdout") || !output.ended(r, "stderr"));
+    if (unended.length > 0) {
+      io.stderr(`muster: error: ${unended.length === 1 ? "task" : "tasks"} ${IdSet.of(unended).toString()}: the end of the output did not arrive within ${OUTPUT_QUIET_MS / 1000}s; it may be incomplete\n`);
+    }
     if (!s) {
       io.stderr(`muster: error: job ${job} ${jobEnd === "CANCELLED" ? "was cancelled before it started" : "ended without a step summary"}\n`);
       return 1;
@@ -263,6 +270,7 @@ async function followStep(client: Client, args: ParsedArgs, io: RunIo, submit: S
     return runExitStatus(parseExitCode(s.exitCode), s.state, s.reason);
   } finally {
     unregister?.();
+    unregisterPipe?.();
   }
 }
 
@@ -271,6 +279,62 @@ async function followStep(client: Client, args: ParsedArgs, io: RunIo, submit: S
  * nodes failed was stopped (and said so) only when some of its tasks survived, and never under `--no-kill`.
  */
 const STOP_REASON_OF_STATE: Partial<Record<string, StepStopping["reason"]>> = { CANCELLED: "cancel", TIMEOUT: "time-limit" };
+
+/** Output written and not yet taken by the reader beyond which muster run takes no more task output, bytes. */
+const WRITABLE_LIMIT_BYTES = 4 * 1024 * 1024;
+
+/** A promise until every stream's buffered output is back under the limit; undefined when it is already. */
+function whenWritable(streams: readonly NodeJS.WriteStream[]): Promise<void> | undefined {
+  const full = streams.find((s) => !s.destroyed && s.writableLength > WRITABLE_LIMIT_BYTES);
+  if (!full) return undefined;
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      for (const ev of ["drain", "close", "error"] as const) full.off(ev, done);
+      resolve();
+    };
+    for (const ev of ["drain", "close", "error"] as const) full.on(ev, done);
+  }).then(() => whenWritable(streams));
+}
+
+/** How long `muster run` waits, after the step ended, for more output before it stops waiting for the end of every task's output, ms. */
+const OUTPUT_QUIET_MS = 3000;
+
+/** The filename-pattern fields of the step's tasks; a task's node is known once the step is placed. */
+async function patternFields(
+  client: Client,
+  submit: SubmitRequest,
+  reply: { job: string; step: number; placement?: { node: string; ranks: string }[] },
+  routes: ReturnType<typeof outputRoutes>,
+): Promise<{ common: PatternFields; node(rank: number): PatternFields; ready(): boolean; whenReady(): Promise<void> }> {
+  const uses = (spec: RegExp) => Object.values(routes).some((r) => r.kind === "file" && spec.test(r.pattern));
+  let jobName = submit.name ?? submit.argv[0]!.split("/").pop()!;
+  // A step of a batch job has the job's name.
+  if (submit.parentJob && uses(/%\d*x/) && !submit.name) jobName = ((await client.request("query", { type: "query", v: 1, what: "job", job: reply.job }).catch(() => undefined)) as JobView | undefined)?.name ?? jobName;
+  const common: PatternFields = { job: reply.job, step: String(reply.step), user: submit.user, jobName };
+  const nodes = new Map<number, PatternFields>();
+  const learn = (placement: readonly { node: string; ranks: string }[]) =>
+    placement.forEach((p, nodeIndex) => {
+      for (const r of IdSet.parse(p.ranks)) nodes.set(r, { node: p.node, nodeIndex });
+    });
+  learn(reply.placement ?? []);
+  const needed = routesNeedNode(routes) && nodes.size < submit.ntasks;
+  let ready = !needed;
+  let asked: Promise<void> | undefined;
+  return {
+    common,
+    node: (rank) => nodes.get(rank) ?? {},
+    ready: () => ready,
+    whenReady: () =>
+      (asked ??= (async () => {
+        // Output arrives once the tasks run: the job's view then places every rank; nodes in the order of their first rank.
+        const view = (await client.request("query", { type: "query", v: 1, what: "job", job: reply.job }).catch(() => undefined)) as JobView | undefined;
+        const tasks = view?.steps.find((x) => x.stepId === String(reply.step))?.tasks ?? [];
+        const order = [...new Set([...tasks].sort((a, b) => a.rank - b.rank).map((t) => t.node))];
+        for (const t of tasks) nodes.set(t.rank, { node: t.node, nodeIndex: order.indexOf(t.node) });
+        ready = true;
+      })()),
+  };
+}
 
 /** The OS error text of each task that could not be launched (read from the job's view), by rank. */
 async function launchErrors(client: Client, job: string, step: number, s: StepSummary): Promise<Map<number, string>> {
