@@ -26,6 +26,11 @@ const ANSWERS: readonly (readonly [flags: readonly string[], answer: string])[] 
   [["--requeue", "--no-requeue"], "muster never requeues a job"],
   [["--signal"], "send a signal when you want it with muster kill JOB --signal SIG"],
   [["-i", "--input"], "tasks read /dev/null; give them a file instead (muster run -- sh -c 'cmd < FILE')"],
+  [["--pty"], "muster tasks have no terminal; run interactive programs outside muster"],
+  [["--multi-prog"], "run one program and branch on the rank (sh -c 'case $MUSTER_TASK_ID in 0) ...;; *) ...;; esac')"],
+  [["--het-group", "--het-job"], "muster has no heterogeneous jobs; submit one job per component"],
+  [["--open-mode"], "output files are appended to (srun's --open-mode=append)"],
+  [["-I", "--immediate"], "muster queues a job until it fits; muster nodes shows what is free"],
   [["--comment"], "muster keeps no job comments; use -J/--job-name"],
   [["--test-only"], "muster has no dry run; muster nodes shows what is free"],
   [["--get-user-env"], "tasks get the submitting environment (see --export)"],
@@ -40,6 +45,10 @@ const SLURM_COMMANDS: ReadonlySet<string> = new Set(["run", "batch"]);
 /** Flags a command does not take, with the command that does (`--wrap` belongs to batch). */
 const ELSEWHERE: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   run: { "--wrap": "sbatch's --wrap is muster batch --wrap CMD; in muster run give the command itself (muster run -- sh -c 'CMD')", "--parsable": "use muster batch --parsable" },
+  batch: {
+    "-k": "a node failure ends only the steps with tasks on it; give -k/--no-kill to each muster run in the script to keep a step running",
+    "--no-kill": "a node failure ends only the steps with tasks on it; give -k/--no-kill to each muster run in the script to keep a step running",
+  },
 };
 
 /**
