@@ -4,11 +4,12 @@
  * `*** STEP … CANCELLED AT … ***` / `*** JOB … ***` lines of a cancel, a time limit and a node
  * failure. Real nats-server, supervisor and agents, real task processes.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { jobOf, startCluster, type Cluster } from "../support/cluster.js";
+import { gone, processTree } from "../support/processes.js";
 import { waitFor } from "../support/wait.js";
 
 /** A `*** STEP|JOB … ***` line with its local timestamp, as a pattern. */
@@ -28,38 +29,6 @@ async function allRunning(c: Cluster, job: string, n: number): Promise<any[]> {
     },
     { timeoutMs: 20_000, message: `${n} tasks of ${job} running` },
   );
-}
-
-/** The pids of `pid` and every process descended from it (from /proc). */
-function processTree(pid: number): number[] {
-  const parent = new Map<number, number>();
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) for (const [p, pp] of parent) if (pp === out[i]) out.push(p);
-  return out;
-}
-
-/** True when the process no longer runs (gone, or a zombie nobody reaps in this sandbox). */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "ESRCH";
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
-  } catch {
-    return true;
-  }
 }
 
 describe("on a shared cluster", () => {
