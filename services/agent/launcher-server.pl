@@ -118,7 +118,9 @@ sub watch {
   report("P $id $pid");
   # While the task runs, the watcher also waits for the agent's end of fd 3 to close: an agent that
   # died (SIGKILL, crash) can neither report nor stop the task, so its process group is killed then.
-  # A self-pipe written by the SIGCHLD handler wakes the select, so a task's end is never missed.
+  # A self-pipe written by the SIGCHLD handler wakes the select. Perl runs that handler only between
+  # its own ops, so a SIGCHLD that lands after the last check and before the select blocks would wait
+  # for the next wake: the select also times out each second, and waitpid then reaps the task.
   my ($wake, $woke);
   pipe($wake, $woke) or POSIX::_exit(0);
   $SIG{CHLD} = sub { syswrite($woke, 'c') };
@@ -133,7 +135,7 @@ sub watch {
     my $rin = '';
     vec($rin, 3, 1) = 1;
     vec($rin, fileno($wake), 1) = 1;
-    next if select(my $rout = $rin, undef, undef, undef) <= 0;
+    next if select(my $rout = $rin, undef, undef, 1) <= 0;
     sysread($wake, my $drained, 64) if vec($rout, fileno($wake), 1);
     if (vec($rout, 3, 1)) {
       my $got = sysread($agent, my $ignored, 64);
