@@ -194,7 +194,12 @@ async function followStep(client: Client, args: ParsedArgs, io: RunIo, submit: S
     void client.request("kill", { type: "kill", v: 1, job, step: submit.parentJob ? reply.step : undefined }).catch((err: Error) => io.stderr(`muster: error: ${err.message}\n`));
   });
   // Nobody reads the output any more (`muster run … | head`): the step is cancelled, as srun does, before muster run leaves quietly.
-  const unregisterPipe = io.onBrokenPipe?.(() => client.request("kill", { type: "kill", v: 1, job, step: submit.parentJob ? reply.step : undefined }));
+  // That cancel is muster run's own doing, not news for the user: no `*** STEP … CANCELLED ***` line follows it.
+  let pipeClosed = false;
+  const unregisterPipe = io.onBrokenPipe?.(() => {
+    pipeClosed = true;
+    return client.request("kill", { type: "kill", v: 1, job, step: submit.parentJob ? reply.step : undefined });
+  });
 
   const ioFollow = await client.follow(client.subjects.streams.io.name, client.subjects.io.ofStep(job, reply.step), (m) => {
     const p = parseMessage(IoChunkSchema, m.data, m.subject);
@@ -206,7 +211,7 @@ async function followStep(client: Client, args: ParsedArgs, io: RunIo, submit: S
   // srun's `*** STEP 12.0 ON node-1 CANCELLED AT … ***`, printed once, the moment the runtime begins stopping the step.
   let stopShown = false;
   const showStop = (s: StepStopping) => {
-    if (stopShown) return;
+    if (stopShown || pipeClosed) return;
     stopShown = true;
     io.stderr(`muster: error: ${stopLine(`STEP ${job}.${reply.step}`, s.node, s.reason, s.at)}\n`);
   };
