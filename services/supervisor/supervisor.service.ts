@@ -54,6 +54,7 @@ import {
 import { JobHost, runStateOf, type HostedEffect, type JobMeta, type StepSpec } from "./job-host.js";
 import { checkRequest, fitsWhenIdle, neverFits, placeTasks, type CandidateNode } from "./placement.js";
 import { JobStore } from "./store.js";
+import { steadyNow } from "../../src/clock.js";
 
 /** Options of a supervisor. */
 export interface SupervisorOptions {
@@ -167,7 +168,7 @@ class SupervisorService implements Supervisor {
     await this.queue.catch(() => undefined);
     await this.consumerLoop?.catch(() => undefined);
     // Save what is still waiting (and acknowledge its events), so a restart replays nothing needlessly.
-    this.flush(Date.now(), true);
+    this.flush(steadyNow(), true);
     await Promise.all([...this.jobs.values(), ...this.finished.values()].map((h) => h.io));
     await this.nc.drain().catch(() => undefined);
     await this.sys?.close().catch(() => undefined);
@@ -239,7 +240,7 @@ class SupervisorService implements Supervisor {
         latest.set(key, parsed.value);
       }
     }
-    const now = Date.now();
+    const now = steadyNow();
     for (const msg of latest.values()) {
       if (msg.type !== "hello") continue;
       const bye = latest.get(`${msg.node}/bye`);
@@ -326,7 +327,7 @@ class SupervisorService implements Supervisor {
       };
     } catch (err) {
       const failure = toFailure(err);
-      const code: ErrorCode = failure.code === "USAGE" || failure.code === "CONFIG" ? "BAD_REQUEST" : failure.code;
+      const code: ErrorCode = failure.code === "USAGE" || failure.code === "CONFIG" || failure.code === "NODE_IN_USE" ? "BAD_REQUEST" : failure.code;
       if (code === "INTERNAL") this.log.error({ err, subject: msg.subject }, "ctl.failed");
       else this.log.info({ subject: msg.subject, code, reason: failure.message }, "ctl.refused");
       respond(errReply(code, failure.message, failure.details));
@@ -358,7 +359,7 @@ class SupervisorService implements Supervisor {
     const candidates = this.candidates();
     if (!fitsWhenIdle(request, candidates)) throw neverFits(request, candidates);
     const jobId = await this.store.nextJobId();
-    const now = Date.now();
+    const now = steadyNow();
     const cwd = req.cwd ?? process.cwd();
     const batch = req.batch && { ...req.batch, output: outputPath(req.batch.output ?? "muster-%j.out", jobId, cwd), error: req.batch.error && outputPath(req.batch.error, jobId, cwd) };
     const meta: JobMeta = {
@@ -474,7 +475,7 @@ class SupervisorService implements Supervisor {
   }
 
   private startStep(host: JobHost, stepId: string, ntasks: number, placement: readonly Placement[], policies: StepPolicies): void {
-    const now = Date.now();
+    const now = steadyNow();
     host.addStep(stepId, { job: host.id, step: stepId, ntasks, policies });
     host.sendJob({ type: "STEP_STARTED", step: stepId, at: now });
     host.sendStep(stepId, { type: "LAUNCH", placement, at: now });
@@ -503,7 +504,7 @@ class SupervisorService implements Supervisor {
     const host = this.jobFor(user, req.job);
     const steps = this.stepsOf(host, req.step);
     if (host.ended) return { job: host.id, state: this.jobView(host).state, alreadyEnded: true };
-    const now = Date.now();
+    const now = steadyNow();
     if (req.signal !== undefined) {
       for (const s of steps) host.sendStep(s, { type: "SIGNAL", signal: req.signal, at: now });
     } else {
@@ -521,7 +522,7 @@ class SupervisorService implements Supervisor {
     const host = this.jobFor(user, req.job);
     const steps = this.stepsOf(host, req.step);
     if (host.ended) throw new MusterError("NOT_RUNNING", `job ${host.id} has ended`);
-    for (const s of steps) host.sendStep(s, { type: "SIGNAL", signal: req.signal, at: Date.now() });
+    for (const s of steps) host.sendStep(s, { type: "SIGNAL", signal: req.signal, at: steadyNow() });
     this.touched.add(host.id);
     await this.settle();
     this.changed = host;
@@ -574,7 +575,7 @@ class SupervisorService implements Supervisor {
       ...(spec ? { argv: [...spec.argv], command: spec.argv.join(" "), workDir: spec.cwd } : {}),
       ...(spec?.batch ? { stdOut: spec.batch.output, stdErr: spec.batch.error ?? spec.batch.output } : {}),
       timeLimitSeconds: host.meta.policies.timeLimitSeconds,
-      runTimeSeconds: started === undefined ? 0 : Math.max(0, Math.floor(((end?.at ?? Date.now()) - started) / 1000)),
+      runTimeSeconds: started === undefined ? 0 : Math.max(0, Math.floor(((end?.at ?? steadyNow()) - started) / 1000)),
       steps,
     };
   }
@@ -699,7 +700,7 @@ class SupervisorService implements Supervisor {
         const prefix = `muster-agent:${this.subjects.prefix}:`;
         const node = typeof name === "string" && name.startsWith(prefix) ? name.slice(prefix.length) : undefined;
         if (!node || !this.nodes.has(node)) continue;
-        const at = Date.now();
+        const at = steadyNow();
         void this.serial(async () => {
           this.nodeEvent(node, { type: "DISCONNECTED", at });
           await this.settle();
@@ -720,7 +721,7 @@ class SupervisorService implements Supervisor {
       return;
     }
     const msg = parsed.value;
-    const at = Date.now();
+    const at = steadyNow();
     if (msg.type === "hello" || msg.type === "heartbeat") this.heard.set(msg.node, { epoch: msg.epoch, at });
     const event: NodeEvent =
       msg.type === "hello"
@@ -748,6 +749,7 @@ class SupervisorService implements Supervisor {
           nodeLost: (_: unknown, params: Extract<NodeEffect, { type: "nodeLost" }>["params"]) => this.nodeEffects.push({ type: "nodeLost", params }),
           nodeOffline: (_: unknown, params: Extract<NodeEffect, { type: "nodeOffline" }>["params"]) => this.nodeEffects.push({ type: "nodeOffline", params }),
           reportStale: (_: unknown, params: Extract<NodeEffect, { type: "reportStale" }>["params"]) => this.nodeEffects.push({ type: "reportStale", params }),
+          fence: (_: unknown, params: Extract<NodeEffect, { type: "fence" }>["params"]) => this.nodeEffects.push({ type: "fence", params }),
         },
       });
       actor = createActor(provided, {
@@ -812,7 +814,7 @@ class SupervisorService implements Supervisor {
 
   private async processEvents(batch: JsMsg[]): Promise<void> {
     const byStep = new Map<JobHost, Map<string, { rank: number; event: TaskEvent }[]>>();
-    const now = Date.now();
+    const now = steadyNow();
     for (const m of batch) {
       const parsed = parseMessage(TaskEventSchema, m.data, m.subject);
       const subj = this.subjects.parse(m.subject);
@@ -876,7 +878,7 @@ class SupervisorService implements Supervisor {
     for (const m of batch) if (m.seq > this.eventsSeq) this.eventsSeq = m.seq;
     if (this.byes.length) this.releaseByes(now);
     await this.settle({ coalesce: true });
-    this.log.debug({ events: batch.length, ms: Date.now() - now }, "events.batch");
+    this.log.debug({ events: batch.length, ms: steadyNow() - now }, "events.batch");
   }
 
   private rejectEvent(m: JsMsg, code: ErrorCode, message: string): void {
@@ -886,7 +888,7 @@ class SupervisorService implements Supervisor {
   }
 
   private deadLetter(subject: string, code: ErrorCode, message: string, bytes: Uint8Array): void {
-    const record = createDlqRecord({ subject, reason: code, message, bytes, receivedAt: Date.now() });
+    const record = createDlqRecord({ subject, reason: code, message, bytes, receivedAt: steadyNow() });
     void this.js.publish(this.subjects.dlq.of("supervisor"), encodeMessage(record)).catch((err: Error) => this.log.error({ err }, "dlq.publish_failed"));
   }
 
@@ -919,7 +921,7 @@ class SupervisorService implements Supervisor {
       // (nats.js writes at the next microtask checkpoint) before the rest of the batch is settled.
       if (e.source === "step" && e.effect.type === "notifyFirstFailure") await new Promise((r) => setImmediate(r));
     }
-    const now = Date.now();
+    const now = steadyNow();
     for (const jobId of this.touched) {
       const host = this.jobs.get(jobId);
       if (!host) continue;
@@ -969,12 +971,12 @@ class SupervisorService implements Supervisor {
       const meta = host.meta;
       this.io(host, "save", async () => {
         if (host.broken) return;
-        const t0 = Date.now();
+        const t0 = steadyNow();
         try {
           await this.store.save(host.id, meta, seq, job, steps);
         } catch (err) {
           host.saveFailed = true;
-          host.dirtySince ??= Date.now();
+          host.dirtySince ??= steadyNow();
           host.saveNow = true;
           this.dirty.add(host);
           throw err;
@@ -987,7 +989,7 @@ class SupervisorService implements Supervisor {
           for (const m of covered) m.ack();
         }
         for (const send of host.deferred.splice(0)) send();
-        this.log.debug({ job: host.id, seq, ms: Date.now() - t0, events: covered.length }, "job.saved");
+        this.log.debug({ job: host.id, seq, ms: steadyNow() - t0, events: covered.length }, "job.saved");
         if (host.ended) void this.serial(() => this.retire(host));
       });
     }
@@ -1035,7 +1037,7 @@ class SupervisorService implements Supervisor {
           job: e.job,
           step: wireStep(e.step),
           trigger: p.trigger,
-          publishedAt: Date.now(),
+          publishedAt: steadyNow(),
           ntasks: p.ntasks,
           ...encodeTaskPicture(p, p.ntasks),
         });
@@ -1050,7 +1052,7 @@ class SupervisorService implements Supervisor {
         break;
       case "killUnconfirmed":
         log.warn({ ...eff.params }, "kill.unconfirmed");
-        for (const node of eff.params.nodes) this.nodeEvent(node, { type: "KILL_UNCONFIRMED", at: Date.now() });
+        for (const node of eff.params.nodes) this.nodeEvent(node, { type: "KILL_UNCONFIRMED", at: steadyNow() });
         break;
       case "stepEnded": {
         const p = eff.params;
@@ -1060,7 +1062,7 @@ class SupervisorService implements Supervisor {
           job: e.job,
           step: wireStep(e.step),
           trigger: p.firstFailure,
-          publishedAt: Date.now(),
+          publishedAt: steadyNow(),
           ntasks: p.ntasks,
           ...encodeTaskPicture(p, p.ntasks),
           state: p.end.state,
@@ -1082,6 +1084,9 @@ class SupervisorService implements Supervisor {
 
   private async applyNodeEffect(e: NodeEffect): Promise<void> {
     switch (e.type) {
+      case "fence":
+        this.fence(e.params.node, e.params.epoch, e.params.reason);
+        break;
       case "reportStale":
         this.log.warn({ ...e.params }, "node.stale_event");
         return;
@@ -1098,7 +1103,7 @@ class SupervisorService implements Supervisor {
           .info(this.subjects.streams.events.name)
           .then((i) => i.state.last_seq)
           .catch(() => 0);
-        if (untilSeq > this.eventsSeq) this.byes.push({ ...e.params, untilSeq, deadline: Date.now() + BYE_EVENTS_WAIT_MS });
+        if (untilSeq > this.eventsSeq) this.byes.push({ ...e.params, untilSeq, deadline: steadyNow() + BYE_EVENTS_WAIT_MS });
         else this.loseTasks(e.params.node, e.params.epoch, e.params.at);
       }
     }
@@ -1112,6 +1117,28 @@ class SupervisorService implements Supervisor {
       this.byes.splice(i, 1);
       this.loseTasks(b.node, b.epoch, b.at);
     }
+  }
+
+  /** When each lost epoch was last told it is fenced (`node/epoch` → steady ms). */
+  private readonly fenced = new Map<string, number>();
+
+  /**
+   * A lost epoch is heard again (its heartbeats crossed a healed partition): its tasks were already
+   * reported node_lost, so tell its agent to kill them and come back with a new epoch (`cmd.fence`),
+   * at most once per heartbeat interval, outside the serial queue (the agent's ack is not awaited).
+   */
+  private fence(node: string, epoch: string, reason: string): void {
+    const key = `${node}/${epoch}`;
+    const now = steadyNow();
+    const last = this.fenced.get(key);
+    if (last !== undefined && now - last < Math.max(500, this.cfg.heartbeatIntervalSeconds * 1000)) return;
+    if (this.fenced.size > 1000) this.fenced.clear();
+    this.fenced.set(key, now);
+    this.log.warn({ node, epoch, reason }, "node.fence");
+    const cmd: Message = { type: "cmd.fence", v: 1, node, epoch, reason };
+    void this.nc
+      .request(this.subjects.node.cmd(node), encodeMessage(cmd), { timeout: 3000 })
+      .catch((err: Error) => this.log.warn({ node, epoch, err: err.message }, "node.fence_unanswered"));
   }
 
   /** The live tasks of a node incarnation that is gone become node_lost (or killed, unconfirmed, when being stopped). */
@@ -1143,7 +1170,7 @@ class SupervisorService implements Supervisor {
         exitCode: snap.context.end?.exitCode ?? "0:0",
         failedNode: snap.context.end?.failedNodes[0],
         stopping: state === "COMPLETING" ? stepStopNotice(snap.context) : undefined,
-        at: snap.context.end?.at ?? Date.now(),
+        at: snap.context.end?.at ?? steadyNow(),
       });
     }
     const jsnap = host.job.getSnapshot();
@@ -1160,7 +1187,7 @@ class SupervisorService implements Supervisor {
         exitCode: end?.exitCode ?? "0:0",
         derivedExitCode: end?.derivedExitCode ?? "0:0",
         failedNode: end?.failedNodes[0],
-        at: end?.at ?? Date.now(),
+        at: end?.at ?? steadyNow(),
       });
     }
   }
@@ -1258,7 +1285,7 @@ class SupervisorService implements Supervisor {
         if (!ok) {
           // The node did not take the launch: its tasks are lost with it.
           void this.serial(async () => {
-            host.sendStep(stepId, { type: "NODE_LOST", node: p.node, epoch: p.epoch, at: Date.now() });
+            host.sendStep(stepId, { type: "NODE_LOST", node: p.node, epoch: p.epoch, at: steadyNow() });
             this.touched.add(host.id);
             await this.settle();
           });
@@ -1329,14 +1356,14 @@ class SupervisorService implements Supervisor {
         this.log.warn({ server: s.server }, "nats.disconnected");
       } else if (s.type === "reconnect") {
         this.natsDown = false;
-        this.nodeGraceUntil = Date.now() + this.cfg.nodeTimeoutSeconds * 1000;
+        this.nodeGraceUntil = steadyNow() + this.cfg.nodeTimeoutSeconds * 1000;
         this.log.info({ server: s.server }, "nats.reconnected");
       }
     }
   }
 
   private async tick(): Promise<void> {
-    const now = Date.now();
+    const now = steadyNow();
     if (this.byes.length) this.releaseByes(now);
     await this.purgeHistory(now);
     for (const [node, actor] of this.natsDown || now < this.nodeGraceUntil ? [] : this.nodes) {
