@@ -633,7 +633,7 @@ class SupervisorService implements Supervisor {
     return counts;
   }
 
-  private nodeView(a: NodeActor, live: ReadonlyMap<string, number>, allocated: ReadonlyMap<string, number>): NodeView {
+  private nodeView(a: NodeActor, live: ReadonlyMap<string, number>, allocated: ReadonlyMap<string, number>, paused = this.livenessPaused()): NodeView {
     const snap = a.getSnapshot();
     const c = snap.context;
     const running = live.get(`${c.node}/${c.epoch}`) ?? 0;
@@ -649,6 +649,7 @@ class SupervisorService implements Supervisor {
       runningTasks: running,
       allocatedSlots: held,
       idleSlots: snap.value === "online" ? Math.max(0, c.slots - held) : 0,
+      ...(paused ? { livenessPaused: paused } : {}),
     };
   }
 
@@ -1344,29 +1345,83 @@ class SupervisorService implements Supervisor {
     }
   }
 
-  /** While the supervisor's own connection is down it hears no heartbeat: that says nothing about the nodes. */
-  private natsDown = false;
-  /** After a reconnect, nodes get a full nodeTimeout to be heard again before missed heartbeats count. */
+  /**
+   * Why the supervisor cannot read its events now (its NATS connection down, JetStream unavailable
+   * or full), by cause. Silence is evidence only when it can hear: meanwhile no node is declared lost
+   * and no step deadline that judges by missing events (KillUnconfirmed) fires.
+   */
+  private readonly blind = new Map<"nats" | "jetstream", string>();
+  /** When the current (or last) blind spell began, and why, for the log and `muster nodes`. */
+  private blindSince = 0;
+  private blindReason = "";
+  /** After a blind spell, nodes get a full nodeTimeout to be heard again before missed heartbeats count. */
   private nodeGraceUntil = 0;
+  private probing = false;
+
+  private setBlind(cause: "nats" | "jetstream", reason: string | undefined): void {
+    const was = this.blind.size > 0;
+    if (reason === undefined) {
+      if (!this.blind.delete(cause) || this.blind.size > 0) return;
+      this.nodeGraceUntil = steadyNow() + this.cfg.nodeTimeoutSeconds * 1000;
+      this.log.warn({ cause, pausedMs: Math.round(steadyNow() - this.blindSince), graceMs: this.cfg.nodeTimeoutSeconds * 1000 }, "liveness.resumed");
+      return;
+    }
+    if (this.blind.get(cause) === reason) return;
+    this.blind.set(cause, reason);
+    if (!was) this.blindSince = steadyNow();
+    this.blindReason = [...this.blind.values()].join("; ");
+    this.log.warn({ cause, reason }, "liveness.paused");
+  }
+
+  /** Why node liveness is paused now, if it is (shown by `muster nodes`). */
+  private livenessPaused(): NodeView["livenessPaused"] {
+    if (this.blind.size > 0) return { since: Math.round(this.blindSince), reason: this.blindReason };
+    if (steadyNow() < this.nodeGraceUntil) return { since: Math.round(this.blindSince), reason: `grace period after: ${this.blindReason}` };
+    return undefined;
+  }
+
+  /** Asks JetStream whether it can serve (once a second, outside the serial queue). */
+  private probeJetStream(): void {
+    if (this.probing || this.stopping) return;
+    this.probing = true;
+    void this.nc
+      .request("$JS.API.INFO", "", { timeout: 2_000 })
+      .then((reply) => {
+        const info = JSON.parse(new TextDecoder().decode(reply.data)) as { error?: { description?: string }; storage?: number; limits?: { max_storage?: number } };
+        if (info.error) return `JetStream unavailable (${info.error.description ?? "error"})`;
+        const max = info.limits?.max_storage;
+        if (max !== undefined && max > 0 && (info.storage ?? 0) >= max) return `JetStream store full (${info.storage} of ${max} bytes)`;
+        return undefined;
+      })
+      .catch((err: Error) => `JetStream unavailable (${err.message})`)
+      .then((reason) => this.setBlind("jetstream", reason))
+      .finally(() => (this.probing = false));
+  }
 
   private async watchConnection(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
       if (s.type === "disconnect") {
-        this.natsDown = true;
+        this.setBlind("nats", "the supervisor's NATS connection is down");
         this.log.warn({ server: s.server }, "nats.disconnected");
       } else if (s.type === "reconnect") {
-        this.natsDown = false;
-        this.nodeGraceUntil = steadyNow() + this.cfg.nodeTimeoutSeconds * 1000;
+        this.setBlind("nats", undefined);
         this.log.info({ server: s.server }, "nats.reconnected");
       }
     }
   }
 
+  private lastProbe = 0;
+
   private async tick(): Promise<void> {
     const now = steadyNow();
-    if (this.byes.length) this.releaseByes(now);
+    if (now - this.lastProbe >= 1_000) {
+      this.lastProbe = now;
+      this.probeJetStream();
+    }
+    const paused = this.blind.size > 0 || now < this.nodeGraceUntil;
+    if (this.byes.length && !paused) this.releaseByes(now);
     await this.purgeHistory(now);
-    for (const [node, actor] of this.natsDown || now < this.nodeGraceUntil ? [] : this.nodes) {
+    for (const [node, actor] of paused ? [] : this.nodes) {
       const snap = actor.getSnapshot();
       const due = nodeNextDeadline(snap.value as NodeStateName, snap.context);
       // A heartbeat that arrived but still waits in the queue behind other work is not a silence.
@@ -1374,7 +1429,7 @@ class SupervisorService implements Supervisor {
       const waiting = heard !== undefined && heard.epoch === snap.context.epoch && heard.at > (snap.context.lastSeenAt ?? 0);
       if (due !== undefined && due <= now && !waiting) this.nodeEvent(node, { type: "TICK", now });
     }
-    for (const host of this.jobs.values()) {
+    for (const host of paused ? [] : this.jobs.values()) {
       for (const [stepId, actor] of host.steps) {
         const due = stepNextDeadline(actor.getSnapshot().context);
         if (due !== undefined && due <= now) {
