@@ -16,8 +16,8 @@ const anchorMono = performance.now();
  * A wall-clock reading that advances with the monotonic clock: the wall time when the process
  * started plus the monotonic time elapsed since. It looks like `Date.now()` (epoch milliseconds,
  * so deadlines kept in stored records stay meaningful across a restart) but a wall-clock step
- * while the process runs does not move it.
+ * while the process runs does not move it. Whole milliseconds, as every time on the wire.
  */
 export function steadyNow(): number {
-  return anchorWall + (performance.now() - anchorMono);
+  return Math.floor(anchorWall + (performance.now() - anchorMono));
 }

@@ -25,6 +25,12 @@ export interface NatsServerOptions {
   systemAccount?: boolean;
   /** Extra command-line arguments for nats-server (keep logging on stderr: readiness watches for "Server is ready"). */
   args?: string[];
+  /**
+   * Start from a configuration file, so that `setJetStream(false|true)` can switch JetStream off and
+   * on with a configuration reload (SIGHUP) while core NATS keeps serving: a real JetStream-only
+   * outage (binary backend, without `systemAccount`).
+   */
+  reloadable?: boolean;
 }
 
 /** A running (or stopped, restartable) nats-server owned by a test. */
@@ -49,6 +55,8 @@ export interface NatsServerHandle {
   restart(): Promise<void>;
   /** Stops the server and removes the temporary directories the fixture created. */
   cleanup(): Promise<void>;
+  /** Switches JetStream off or on by a configuration reload (needs `reloadable`); resolves once the server reloaded. */
+  setJetStream(enabled: boolean): Promise<void>;
 }
 
 const INSTALL_HINT =
@@ -166,8 +174,21 @@ async function startBinary(opts: NatsServerOptions, bin: string): Promise<NatsSe
   let addressInUse = false;
   let saidReady = false;
 
+  let jsEnabled = jetstream;
+  const reloadableConf = async (p: number): Promise<string> => {
+    if (!confDir) {
+      confDir = await mkdtemp(join(tmpdir(), "muster-nats-conf-"));
+      ownedDirs.push(confDir);
+      liveTempDirs.add(confDir);
+    }
+    const confPath = join(confDir, "nats-server.conf");
+    const js = jsEnabled ? `jetstream { store_dir: ${JSON.stringify(storeDir)} }` : "jetstream: disabled";
+    await writeFile(confPath, `listen: "127.0.0.1:${p}"\n${js}\n`);
+    return confPath;
+  };
   const argsFor = async (p: number): Promise<string[]> => {
     const extra = opts.args ?? [];
+    if (opts.reloadable && !opts.systemAccount) return ["-c", await reloadableConf(p), ...extra];
     if (!opts.systemAccount) {
       return ["-a", "127.0.0.1", "-p", String(p), ...(jetstream ? ["-js", "-sd", storeDir] : []), ...extra];
     }
@@ -258,6 +279,19 @@ async function startBinary(opts: NatsServerOptions, bin: string): Promise<NatsSe
       cleaned = true;
       await stopChild(child);
       await removeOwnedDirs();
+    },
+    setJetStream: async (enabled) => {
+      if (!opts.reloadable || opts.systemAccount) throw new Error("nats-server fixture: setJetStream needs { reloadable: true } without systemAccount");
+      if (!isRunning(child)) throw new Error("nats-server fixture: setJetStream on a stopped server");
+      jsEnabled = enabled;
+      await reloadableConf(port);
+      const before = logs.text().split("Reloaded server configuration").length;
+      child.kill("SIGHUP");
+      const deadline = Date.now() + READY_TIMEOUT_MS;
+      while (logs.text().split("Reloaded server configuration").length === before) {
+        if (Date.now() > deadline) throw new Error(`nats-server did not reload:\n${logs.text()}`);
+        await delay(POLL_MS);
+      }
     },
   };
   return handle;
@@ -411,6 +445,7 @@ async function startDocker(opts: NatsServerOptions): Promise<NatsServerHandle> {
       running = false;
       await client.container.remove(ref, { removeVolumes: true });
     },
+    setJetStream: () => Promise.reject(new Error("nats-server fixture: setJetStream needs the binary backend (MUSTER_TEST_NATS=binary)")),
   };
 }
 
