@@ -3,8 +3,9 @@
  * link is paused (a TCP proxy the test controls) is lost and comes back by itself once the link
  * heals; a wall-clock step in the supervisor or in an agent (a preload that moves `Date`) changes no
  * verdict; an agent SIGKILLed and restarted under the same name ends its old epoch's tasks at once;
- * a second agent under a live node's name is refused; a JetStream-only outage (JetStream switched off
- * by a configuration reload while core NATS keeps serving) loses no node and no exit code.
+ * a second agent under a live node's name is refused; a JetStream-only outage (the account's store
+ * made full by shrinking its limit with a configuration reload, while core NATS keeps serving) loses
+ * no node and no exit code.
  * Each test wrecks something, so each has its own cluster.
  */
 import { pathToFileURL } from "node:url";
@@ -108,7 +109,7 @@ describe("a live agent whose NATS link is paused for 15 s", () => {
     const next = await cl.muster(["run", "-w", "node-1", "--", "sh", "-c", "exit 0"]);
     expect(next.code, next.stderr).toBe(0);
     expect(cl.agents.get("node-1")!.exitCode).toBeNull();
-  });
+  }, 90_000);
 });
 
 describe("a wall-clock step", () => {
@@ -141,7 +142,7 @@ describe("a wall-clock step", () => {
     }
     expect(logged(cl, "supervisor", "node.lost")).toEqual([]);
     expect(logged(cl, "node-1", "agent.reincarnated")).toEqual([]);
-  });
+  }, 90_000);
 });
 
 describe("an agent SIGKILLed under a job and started again with the same name", () => {
@@ -200,7 +201,7 @@ describe("a second agent started with the name of an online node", () => {
   });
 });
 
-describe("JetStream unavailable for 20 s under a running job (switched off by a config reload; core NATS up)", () => {
+describe("JetStream full for 20 s under a running job (the account's store limit shrunk by a config reload; core NATS up)", () => {
   it("loses no node, says why in the log and in muster nodes, and the job ends with its real exit codes afterwards", async () => {
     const cl = await cluster({ agents: 2, slots: 2, nats: { reloadable: true } });
     const dir = `/tmp/muster-liveness-js-${process.pid}-${Date.now()}`;
@@ -212,18 +213,17 @@ describe("JetStream unavailable for 20 s under a running job (switched off by a 
     const id = await jobOf(run);
     await running(cl, id, 4);
 
-    await cl.nats.setJetStream(false);
+    await cl.nats.setStoreLimit(1024);
     const offAt = Date.now();
     await waitFor(() => logged(cl, "supervisor", "liveness.paused").length > 0, { timeoutMs: 10_000, message: "supervisor paused liveness" });
     const shown = await cl.muster(["nodes"]);
     expect(shown.code, shown.stderr).toBe(0);
-    expect(shown.stderr).toMatch(/^muster: warning: node liveness paused since .*JetStream unavailable/m);
+    expect(shown.stderr).toMatch(/^muster: warning: node liveness paused since .*JetStream store full/m);
     // The tasks end while JetStream is away: their events wait in the agents' outboxes.
     writeFileSync(`${dir}/go`, "");
     await delay(Math.max(0, 20_000 - (Date.now() - offAt)));
     expect((await cl.nodes()).map((n) => n.state)).toEqual(["online", "online"]);
-    await cl.nats.setJetStream(true);
-
+    await cl.nats.setStoreLimit(-1);
     const r = await run.done;
     expect(r.code, r.stderr).toBe(7);
     const v = await job(cl, id);
@@ -232,5 +232,5 @@ describe("JetStream unavailable for 20 s under a running job (switched off by a 
     expect(byRank).toEqual(codes.map((code) => ({ kind: "exited", code })));
     expect(logged(cl, "supervisor", "node.lost")).toEqual([]);
     await waitFor(() => logged(cl, "supervisor", "liveness.resumed").length > 0, { timeoutMs: 10_000, message: "liveness resumed" });
-  });
+  }, 120_000);
 });

@@ -1,6 +1,8 @@
 // Preload (node --import) that lets a test step this process's wall clock while it runs: each
 // SIGUSR2 moves Date.now() and `new Date()` by MUSTER_TEST_CLOCK_STEP_MS (default +60000), as an
 // NTP step or an operator's `date -s` would. The monotonic clock (performance.now) does not move.
+import process from "node:process";
+
 const step = Number(process.env.MUSTER_TEST_CLOCK_STEP_MS ?? 60_000);
 const RealDate = globalThis.Date;
 const realNow = RealDate.now.bind(RealDate);

@@ -26,9 +26,10 @@ export interface NatsServerOptions {
   /** Extra command-line arguments for nats-server (keep logging on stderr: readiness watches for "Server is ready"). */
   args?: string[];
   /**
-   * Start from a configuration file, so that `setJetStream(false|true)` can switch JetStream off and
-   * on with a configuration reload (SIGHUP) while core NATS keeps serving: a real JetStream-only
-   * outage (binary backend, without `systemAccount`).
+   * Start from a configuration file whose clients (no user needed: `no_auth_user`) are in an account
+   * with a JetStream storage limit, so that `setStoreLimit` can shrink it below what is stored and
+   * restore it with a configuration reload (SIGHUP): a real "JetStream full" outage while core NATS
+   * keeps serving (binary backend, without `systemAccount`).
    */
   reloadable?: boolean;
 }
@@ -55,8 +56,8 @@ export interface NatsServerHandle {
   restart(): Promise<void>;
   /** Stops the server and removes the temporary directories the fixture created. */
   cleanup(): Promise<void>;
-  /** Switches JetStream off or on by a configuration reload (needs `reloadable`); resolves once the server reloaded. */
-  setJetStream(enabled: boolean): Promise<void>;
+  /** Sets the account's JetStream file-store limit in bytes (-1, the default: none) by a configuration reload (needs `reloadable`); resolves once the server reloaded. */
+  setStoreLimit(bytes: number): Promise<void>;
 }
 
 const INSTALL_HINT =
@@ -174,7 +175,7 @@ async function startBinary(opts: NatsServerOptions, bin: string): Promise<NatsSe
   let addressInUse = false;
   let saidReady = false;
 
-  let jsEnabled = jetstream;
+  let storeLimit = -1;
   const reloadableConf = async (p: number): Promise<string> => {
     if (!confDir) {
       confDir = await mkdtemp(join(tmpdir(), "muster-nats-conf-"));
@@ -182,8 +183,16 @@ async function startBinary(opts: NatsServerOptions, bin: string): Promise<NatsSe
       liveTempDirs.add(confDir);
     }
     const confPath = join(confDir, "nats-server.conf");
-    const js = jsEnabled ? `jetstream { store_dir: ${JSON.stringify(storeDir)} }` : "jetstream: disabled";
-    await writeFile(confPath, `listen: "127.0.0.1:${p}"\n${js}\n`);
+    await writeFile(
+      confPath,
+      [
+        `listen: "127.0.0.1:${p}"`,
+        `jetstream { store_dir: ${JSON.stringify(storeDir)} }`,
+        `accounts { APP { jetstream { max_file: ${storeLimit}, max_mem: 268435456 }, users [ { user: app, password: app } ] } }`,
+        "no_auth_user: app",
+        "",
+      ].join("\n"),
+    );
     return confPath;
   };
   const argsFor = async (p: number): Promise<string[]> => {
@@ -280,10 +289,10 @@ async function startBinary(opts: NatsServerOptions, bin: string): Promise<NatsSe
       await stopChild(child);
       await removeOwnedDirs();
     },
-    setJetStream: async (enabled) => {
-      if (!opts.reloadable || opts.systemAccount) throw new Error("nats-server fixture: setJetStream needs { reloadable: true } without systemAccount");
-      if (!isRunning(child)) throw new Error("nats-server fixture: setJetStream on a stopped server");
-      jsEnabled = enabled;
+    setStoreLimit: async (bytes) => {
+      if (!opts.reloadable || opts.systemAccount) throw new Error("nats-server fixture: setStoreLimit needs { reloadable: true } without systemAccount");
+      if (!isRunning(child)) throw new Error("nats-server fixture: setStoreLimit on a stopped server");
+      storeLimit = bytes;
       await reloadableConf(port);
       const before = logs.text().split("Reloaded server configuration").length;
       child.kill("SIGHUP");
@@ -445,7 +454,7 @@ async function startDocker(opts: NatsServerOptions): Promise<NatsServerHandle> {
       running = false;
       await client.container.remove(ref, { removeVolumes: true });
     },
-    setJetStream: () => Promise.reject(new Error("nats-server fixture: setJetStream needs the binary backend (MUSTER_TEST_NATS=binary)")),
+    setStoreLimit: () => Promise.reject(new Error("nats-server fixture: setStoreLimit needs the binary backend (MUSTER_TEST_NATS=binary)")),
   };
 }
 
