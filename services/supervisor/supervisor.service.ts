@@ -855,10 +855,13 @@ class SupervisorService implements Supervisor {
         this.rejectEvent(m, "UNKNOWN_STEP", `job ${ev.job} has no step ${stepId}`);
         continue;
       }
+      // The agent's clock says when; an agent clock ahead of ours (stepped, skewed) cannot date an
+      // event after it arrived, nor push the --wait deadline that runs from a task's end.
+      const at = Math.min(ev.at, now);
       const event: TaskEvent =
         ev.type === "task.started"
-          ? { type: "STARTED", epoch: ev.epoch, pid: ev.pid, at: ev.at }
-          : { type: "ENDED", epoch: ev.epoch, outcome: ev.outcome, pid: ev.pid, at: ev.at };
+          ? { type: "STARTED", epoch: ev.epoch, pid: ev.pid, at }
+          : { type: "ENDED", epoch: ev.epoch, outcome: ev.outcome, pid: ev.pid, at };
       let steps = byStep.get(host);
       if (!steps) byStep.set(host, (steps = new Map()));
       let list = steps.get(stepId);
