@@ -8,8 +8,10 @@
  * no node and no exit code.
  * Each test wrecks something, so each has its own cluster.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { jobOf, startCluster, type Cluster, type ClusterOptions } from "../support/cluster.js";
@@ -20,6 +22,7 @@ const CLOCK_STEP = `--import=${pathToFileURL(resolve(import.meta.dirname, "../su
 
 let c: Cluster | undefined;
 let proxy: TcpProxy | undefined;
+const dirs: string[] = [];
 
 afterEach(async () => {
   proxy?.resume();
@@ -27,7 +30,15 @@ afterEach(async () => {
   await proxy?.close();
   c = undefined;
   proxy = undefined;
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
+
+/** A fresh directory for the files that release the tasks, removed after the test. */
+function gateDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "muster-liveness-"));
+  dirs.push(d);
+  return d;
+}
 
 async function cluster(opts: ClusterOptions): Promise<Cluster> {
   c = await startCluster(opts);
@@ -118,9 +129,9 @@ describe("a wall-clock step", () => {
     await cl.startAgent("node-1", { env: { NODE_OPTIONS: CLOCK_STEP, MUSTER_TEST_CLOCK_STEP_MS: "15000" } });
     await cl.startAgent("node-2");
     await cl.waitNodes(2);
-    // Each job: rank 0 ends 3 s after a file appears, rank 1 with 0, one rank per node.
-    const dir = `/tmp/muster-liveness-${process.pid}-${Date.now()}`;
-    const script = (code: number, gate: string) => `mkdir -p ${dir}; while [ ! -e ${dir}/${gate} ]; do sleep 0.1; done; [ "$SLURM_PROCID" = 0 ] && exit ${code}; exit 0`;
+    // One rank per node; both wait for a gate file, then rank 0 exits with the job's code and rank 1 with 0.
+    const dir = gateDir();
+    const script = (code: number, gate: string) => `while [ ! -e ${dir}/${gate} ]; do sleep 0.1; done; [ "$SLURM_PROCID" = 0 ] && exit ${code}; exit 0`;
 
     for (const [who, code, gate] of [["supervisor", 3, "a"], ["node-1", 5, "b"]] as const) {
       const a = cl.start(["run", "-v", "-N", "2", "-n", "2", "--", "sh", "-c", script(code, gate)]);
@@ -134,8 +145,7 @@ describe("a wall-clock step", () => {
       // Longer than a heartbeat interval and the node timeout after the step: a verdict from the step would be drawn by now.
       await delay(4_000);
       expect((await cl.nodes()).map((n) => n.state)).toEqual(["online", "online"]);
-      const { execSync } = await import("node:child_process");
-      execSync(`mkdir -p ${dir} && touch ${dir}/${gate}`);
+      writeFileSync(join(dir, gate), "");
       const [ra, rb] = [await a.done, await b.done];
       expect([ra.code, rb.code], `${ra.stderr}\n${rb.stderr}`).toEqual([code, 0]);
       expect([(await job(cl, ja)).state, (await job(cl, jb)).state]).toEqual(["FAILED", "COMPLETED"]);
@@ -204,11 +214,9 @@ describe("a second agent started with the name of an online node", () => {
 describe("JetStream full for 20 s under a running job (the account's store limit shrunk by a config reload; core NATS up)", () => {
   it("loses no node, says why in the log and in muster nodes, and the job ends with its real exit codes afterwards", async () => {
     const cl = await cluster({ agents: 2, slots: 2, nats: { reloadable: true } });
-    const dir = `/tmp/muster-liveness-js-${process.pid}-${Date.now()}`;
+    const dir = gateDir();
     const codes = [3, 0, 7, 0];
     const script = `while [ ! -e ${dir}/go ]; do sleep 0.1; done; exit $(echo ${codes.join(" ")} | cut -d' ' -f$((SLURM_PROCID+1)))`;
-    const { mkdirSync, writeFileSync } = await import("node:fs");
-    mkdirSync(dir, { recursive: true });
     const run = cl.start(["run", "-v", "-N", "2", "-n", "4", "--", "sh", "-c", script]);
     const id = await jobOf(run);
     await running(cl, id, 4);
