@@ -208,6 +208,7 @@ describe("a second agent started with the name of an online node", () => {
     }
     expect((await job(cl, id)).state).toBe("RUNNING");
     run.proc.kill("SIGTERM");
+    expect((await run.done).code).not.toBe(0);
   });
 });
 
