@@ -1,7 +1,8 @@
 /**
  * The node machine: one worker node as the supervisor sees it, across its incarnations (epochs).
  * `online → suspect → lost` on silence, `online → draining → offline` on a graceful shutdown, and
- * back to `online` when the agent says hello with a new epoch. Deadlines are absolute times in
+ * back to `online` when the agent says hello with a new epoch. A lost epoch heard again (a healed
+ * partition) is fenced: the service tells its agent, which comes back with a new epoch. Deadlines are absolute times in
  * context; the service sends TICK when the earliest one comes.
  */
 import { enqueueActions, setup } from "xstate";
@@ -54,7 +55,9 @@ export type NodeEvent =
 export type NodeEffect =
   | { readonly type: "nodeLost"; readonly params: { readonly node: string; readonly epoch: string; readonly at: number; readonly reason: string } }
   | { readonly type: "nodeOffline"; readonly params: { readonly node: string; readonly epoch: string; readonly at: number } }
-  | { readonly type: "reportStale"; readonly params: { readonly node: string; readonly epoch: string; readonly eventType: string } };
+  | { readonly type: "reportStale"; readonly params: { readonly node: string; readonly epoch: string; readonly eventType: string } }
+  /** The lost epoch is heard again (a healed partition): tell its agent to kill its tasks and come back with a new epoch. */
+  | { readonly type: "fence"; readonly params: { readonly node: string; readonly epoch: string; readonly reason: string } };
 
 /** Everything the node machine decides, as a pure function of context, state and event. */
 export function applyNodeEvent(
@@ -66,6 +69,9 @@ export function applyNodeEvent(
   const same = { state, context: ctx, effects };
   const isCurrent = (epoch: string) => epoch === ctx.epoch;
   const stale = (epoch: string) => {
+    if (state === "lost" && isCurrent(epoch) && (event.type === "HELLO" || event.type === "HEARTBEAT")) {
+      effects.push({ type: "fence", params: { node: ctx.node, epoch, reason: ctx.reason ?? "NotResponding" } });
+    }
     effects.push({ type: "reportStale", params: { node: ctx.node, epoch, eventType: event.type } });
     return { state, context: { ...ctx, staleEvents: ctx.staleEvents + 1 }, effects };
   };
@@ -164,6 +170,7 @@ export const nodeMachine = setup({
     nodeLost: (_args, _params: { node: string; epoch: string; at: number; reason: string }) => noop(),
     nodeOffline: (_args, _params: { node: string; epoch: string; at: number }) => noop(),
     reportStale: (_args, _params: { node: string; epoch: string; eventType: string }) => noop(),
+    fence: (_args, _params: { node: string; epoch: string; reason: string }) => noop(),
   },
   guards: {
     goesTo: ({ context }, params: { state: NodeStateName }) => context.next === params.state,

@@ -7,7 +7,7 @@ import { ERROR_CODES as WIRE_ERROR_CODES } from "./protocol/error-codes.js";
  */
 
 /** Every error code muster uses: the wire codes, plus codes that never leave a process. */
-export const ERROR_CODES = [...WIRE_ERROR_CODES, "USAGE", "CONFIG"] as const;
+export const ERROR_CODES = [...WIRE_ERROR_CODES, "USAGE", "CONFIG", "NODE_IN_USE"] as const;
 /** An error code. */
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

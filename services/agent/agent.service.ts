@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Config } from "../../src/config.js";
+import { monotonicMs } from "../../src/clock.js";
 import { MusterError } from "../../src/errors.js";
 import { stopLine } from "../../src/exit-status/index.js";
 import { IdSet, parseIdSet } from "../../src/idset/index.js";
@@ -28,14 +29,16 @@ import type {
   ErrorCode,
   Heartbeat,
   Hello,
+  FenceCommand,
   LaunchCommand,
+  PingCommand,
   SignalCommand,
   StepId,
   Subjects,
   TaskEnded,
   TaskStarted,
 } from "../../src/protocol/index.js";
-import { NodeCommandSchema, PROTOCOL_VERSION, createDlqRecord, createSubjects, encodeMessage, parseMessage } from "../../src/protocol/index.js";
+import { CommandAckSchema, NodeCommandSchema, PROTOCOL_VERSION, createDlqRecord, createSubjects, encodeMessage, parseMessage } from "../../src/protocol/index.js";
 import { createLauncher, type Launcher } from "./launcher.js";
 import { Outbox } from "./outbox.js";
 import { TaskOutput } from "./task-output.js";
@@ -95,6 +98,9 @@ const BYE_TIMEOUT_MS = 5_000;
 const MAX_REMEMBERED_TASKS = 100_000;
 /** The most tasks one `cmd.launch` may put on this node (a rank range costs nothing on the wire, a task record does here). */
 export const MAX_LAUNCH_TASKS = MAX_REMEMBERED_TASKS;
+/** How long a starting agent waits for another agent of its node to answer `cmd.ping`, ms. */
+const PING_TIMEOUT_MS = 2_000;
+
 /** How long one turn of the event loop may spend starting tasks, ms: heartbeats and commands go in between. */
 const START_SLICE_MS = 4;
 /** Node messages (hello, draining, bye) are stored after every event queued before them, and before every one queued after. */
@@ -223,6 +229,13 @@ class AgentService implements Agent {
       await this.launcher.close();
       throw noJetStreamError(this.config, noJetStream);
     }
+    // A second agent under the name of a live one would steal its commands and its node: refuse.
+    const holder = await this.nodeHolder(this.nc);
+    if (holder) {
+      await this.nc.close();
+      await this.launcher.close();
+      throw new MusterError("NODE_IN_USE", holder);
+    }
     this.connected = true;
     if (this.closed) {
       await this.nc.close();
@@ -244,7 +257,7 @@ class AgentService implements Agent {
     this.sayHello();
     // The supervisor's silence clock starts at the hello: an agent frozen before its first heartbeat
     // must still notice, when it thaws, that it has been declared lost.
-    this.lastBeatAt = Date.now();
+    this.lastBeatAt = monotonicMs();
     this.heartbeat = setInterval(() => this.beat(), this.config.heartbeatIntervalSeconds * 1000);
     this.log.info({ epoch: this.epoch, slots: this.slots, prefix: this.subjects.prefix }, "agent.started");
   }
@@ -270,6 +283,27 @@ class AgentService implements Agent {
         wait = Math.min(wait * 2, 5_000);
       }
     }
+  }
+
+  /**
+   * Who already serves this node, in one line, when a live agent answers `cmd.ping` on the node's
+   * command subject (asked before this agent takes the subject). No responder, or none within the
+   * timeout: nobody does — a predecessor that died (SIGKILL, crash) no longer holds the subject, so
+   * an agent restarted under the same name is never refused because of it.
+   */
+  private async nodeHolder(nc: NatsConnection): Promise<string | undefined> {
+    const subject = this.subjects.node.cmd(this.node);
+    const ping: PingCommand = { type: "cmd.ping", v: PROTOCOL_VERSION, node: this.node };
+    let data: Uint8Array;
+    try {
+      data = (await nc.request(subject, encodeMessage(ping), { timeout: PING_TIMEOUT_MS })).data;
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, "agent.ping_unanswered");
+      return undefined;
+    }
+    const ack = parseMessage(CommandAckSchema, data, subject);
+    const who = ack.ok ? `epoch ${ack.value.epoch}${ack.value.ok && ack.value.pid ? `, pid ${ack.value.pid}${ack.value.hostname ? ` on ${ack.value.hostname}` : ""}` : ""}` : "an agent of another version";
+    return `node ${this.node} is already served by a live agent (${who}); stop it first or choose another --node`;
   }
 
   private isConnected(): boolean {
@@ -307,7 +341,8 @@ class AgentService implements Agent {
   private beat(): void {
     const nc = this.nc;
     if (!nc || nc.isClosed()) return;
-    const now = Date.now();
+    // Measured on the monotonic clock: a step of the wall clock is not a silence.
+    const now = monotonicMs();
     const gap = this.lastBeatAt === undefined ? 0 : now - this.lastBeatAt;
     this.lastBeatAt = now;
     if (gap > this.config.nodeTimeoutSeconds * 1000 && !this.draining) {
@@ -337,11 +372,16 @@ class AgentService implements Agent {
         this.reject(msg, "FORBIDDEN", `${msg.subject}: node ${JSON.stringify(cmd.node)} is not this node (${this.node})`, true);
         return;
       }
+      if (cmd.type === "cmd.ping") {
+        this.ack(msg, undefined, { pid: process.pid, hostname: hostname().slice(0, 255) || "unknown" });
+        return;
+      }
       if (cmd.epoch !== this.epoch) {
         this.reject(msg, "STALE_EPOCH", `${msg.subject}: epoch ${cmd.epoch} is not the current epoch of ${this.node}`, false);
         return;
       }
       if (cmd.type === "cmd.launch") this.onLaunch(msg, cmd);
+      else if (cmd.type === "cmd.fence") this.onFence(msg, cmd);
       else this.onSignal(msg, cmd);
     } catch (err) {
       this.log.error({ err, subject: msg.subject }, "cmd.failed");
@@ -349,11 +389,11 @@ class AgentService implements Agent {
     }
   }
 
-  private ack(msg: Msg, error?: { code: ErrorCode; message: string }): void {
+  private ack(msg: Msg, error?: { code: ErrorCode; message: string }, who?: { pid: number; hostname: string }): void {
     if (!msg.reply) return;
     const ack: CommandAck = error
       ? { type: "cmd.ack", v: PROTOCOL_VERSION, node: this.node, epoch: this.epoch, ok: false, error }
-      : { type: "cmd.ack", v: PROTOCOL_VERSION, node: this.node, epoch: this.epoch, ok: true };
+      : { type: "cmd.ack", v: PROTOCOL_VERSION, node: this.node, epoch: this.epoch, ok: true, ...who };
     try {
       msg.respond(encodeMessage(ack));
     } catch (err) {
@@ -396,6 +436,14 @@ class AgentService implements Agent {
     this.forgetOldTasks();
     this.ack(msg);
     this.scheduleStarts();
+  }
+
+  /** The supervisor declared this epoch lost and heard from it again: fence it and come back as a new incarnation. */
+  private onFence(msg: Msg, cmd: FenceCommand): void {
+    this.ack(msg);
+    if (this.draining || this.closed) return;
+    this.log.warn({ epoch: cmd.epoch, reason: cmd.reason }, "agent.fenced");
+    this.reincarnate(undefined, "fenced");
   }
 
   private onSignal(msg: Msg, cmd: SignalCommand): void {
@@ -651,14 +699,16 @@ class AgentService implements Agent {
 
   /**
    * Fencing from this side: silent for longer than nodeTimeout (frozen, suspended, starved), this
-   * incarnation has been declared lost and its tasks finalised as node_lost. It kills those tasks
+   * incarnation has been declared lost and its tasks finalised as node_lost; or the supervisor says
+   * so with `cmd.fence` (its heartbeats did not reach it, as in a partition). It kills those tasks
    * (their late events carry the old epoch and are dropped by the supervisor) and says hello as a
    * new incarnation.
    */
-  private reincarnate(silentMs: number): void {
+  private reincarnate(silentMs: number | undefined, why: "silent" | "fenced" = "silent"): void {
     const old = this.epoch;
     this.epoch = randomUUID().replaceAll("-", "");
-    this.log.warn({ oldEpoch: old, epoch: this.epoch, silentMs, killed: this.running() }, "agent.reincarnated");
+    this.hbSeq = 0;
+    this.log.warn({ oldEpoch: old, epoch: this.epoch, why, ...(silentMs === undefined ? {} : { silentMs }), killed: this.running() }, "agent.reincarnated");
     this.killAll(9);
     this.sayHello();
   }

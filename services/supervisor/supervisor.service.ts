@@ -55,6 +55,7 @@ import {
 import { JobHost, runStateOf, type HostedEffect, type JobMeta, type StepSpec } from "./job-host.js";
 import { checkRequest, fitsWhenIdle, neverFits, placeTasks, type CandidateNode } from "./placement.js";
 import { JobStore } from "./store.js";
+import { steadyNow } from "../../src/clock.js";
 
 /** Options of a supervisor. */
 export interface SupervisorOptions {
@@ -168,7 +169,7 @@ class SupervisorService implements Supervisor {
     await this.queue.catch(() => undefined);
     await this.consumerLoop?.catch(() => undefined);
     // Save what is still waiting (and acknowledge its events), so a restart replays nothing needlessly.
-    this.flush(Date.now(), true);
+    this.flush(steadyNow(), true);
     await Promise.all([...this.jobs.values(), ...this.finished.values()].map((h) => h.io));
     await this.nc.drain().catch(() => undefined);
     await this.sys?.close().catch(() => undefined);
@@ -240,7 +241,7 @@ class SupervisorService implements Supervisor {
         latest.set(key, parsed.value);
       }
     }
-    const now = Date.now();
+    const now = steadyNow();
     for (const msg of latest.values()) {
       if (msg.type !== "hello") continue;
       const bye = latest.get(`${msg.node}/bye`);
@@ -327,7 +328,7 @@ class SupervisorService implements Supervisor {
       };
     } catch (err) {
       const failure = toFailure(err);
-      const code: ErrorCode = failure.code === "USAGE" || failure.code === "CONFIG" ? "BAD_REQUEST" : failure.code;
+      const code: ErrorCode = failure.code === "USAGE" || failure.code === "CONFIG" || failure.code === "NODE_IN_USE" ? "BAD_REQUEST" : failure.code;
       if (code === "INTERNAL") this.log.error({ err, subject: msg.subject }, "ctl.failed");
       else this.log.info({ subject: msg.subject, code, reason: failure.message }, "ctl.refused");
       respond(errReply(code, failure.message, failure.details));
@@ -359,7 +360,7 @@ class SupervisorService implements Supervisor {
     const candidates = this.candidates();
     if (!fitsWhenIdle(request, candidates)) throw neverFits(request, candidates);
     const jobId = await this.store.nextJobId();
-    const now = Date.now();
+    const now = steadyNow();
     const cwd = req.cwd ?? process.cwd();
     const name = req.name ?? req.argv[0]!.split("/").pop()!;
     const fields: PatternFields = { job: jobId, step: BATCH_STEP, task: 0, nodeIndex: 0, user, jobName: name };
@@ -477,7 +478,7 @@ class SupervisorService implements Supervisor {
   }
 
   private startStep(host: JobHost, stepId: string, ntasks: number, placement: readonly Placement[], policies: StepPolicies): void {
-    const now = Date.now();
+    const now = steadyNow();
     host.addStep(stepId, { job: host.id, step: stepId, ntasks, policies });
     host.sendJob({ type: "STEP_STARTED", step: stepId, at: now });
     host.sendStep(stepId, { type: "LAUNCH", placement, at: now });
@@ -506,7 +507,7 @@ class SupervisorService implements Supervisor {
     const host = this.jobFor(user, req.job);
     const steps = this.stepsOf(host, req.step);
     if (host.ended) return { job: host.id, state: this.jobView(host).state, alreadyEnded: true };
-    const now = Date.now();
+    const now = steadyNow();
     if (req.signal !== undefined) {
       for (const s of steps) host.sendStep(s, { type: "SIGNAL", signal: req.signal, at: now });
     } else {
@@ -524,7 +525,7 @@ class SupervisorService implements Supervisor {
     const host = this.jobFor(user, req.job);
     const steps = this.stepsOf(host, req.step);
     if (host.ended) throw new MusterError("NOT_RUNNING", `job ${host.id} has ended`);
-    for (const s of steps) host.sendStep(s, { type: "SIGNAL", signal: req.signal, at: Date.now() });
+    for (const s of steps) host.sendStep(s, { type: "SIGNAL", signal: req.signal, at: steadyNow() });
     this.touched.add(host.id);
     await this.settle();
     this.changed = host;
@@ -577,7 +578,7 @@ class SupervisorService implements Supervisor {
       ...(spec ? { argv: [...spec.argv], command: spec.argv.join(" "), workDir: spec.cwd } : {}),
       ...(spec?.batch ? { stdOut: spec.batch.output, stdErr: spec.batch.error ?? spec.batch.output } : {}),
       timeLimitSeconds: host.meta.policies.timeLimitSeconds,
-      runTimeSeconds: started === undefined ? 0 : Math.max(0, Math.floor(((end?.at ?? Date.now()) - started) / 1000)),
+      runTimeSeconds: started === undefined ? 0 : Math.max(0, Math.floor(((end?.at ?? steadyNow()) - started) / 1000)),
       steps,
     };
   }
@@ -636,7 +637,7 @@ class SupervisorService implements Supervisor {
     return counts;
   }
 
-  private nodeView(a: NodeActor, live: ReadonlyMap<string, number>, allocated: ReadonlyMap<string, number>): NodeView {
+  private nodeView(a: NodeActor, live: ReadonlyMap<string, number>, allocated: ReadonlyMap<string, number>, paused = this.livenessPaused()): NodeView {
     const snap = a.getSnapshot();
     const c = snap.context;
     const running = live.get(`${c.node}/${c.epoch}`) ?? 0;
@@ -652,6 +653,7 @@ class SupervisorService implements Supervisor {
       runningTasks: running,
       allocatedSlots: held,
       idleSlots: snap.value === "online" ? Math.max(0, c.slots - held) : 0,
+      ...(paused ? { livenessPaused: paused } : {}),
     };
   }
 
@@ -703,7 +705,7 @@ class SupervisorService implements Supervisor {
         const prefix = `muster-agent:${this.subjects.prefix}:`;
         const node = typeof name === "string" && name.startsWith(prefix) ? name.slice(prefix.length) : undefined;
         if (!node || !this.nodes.has(node)) continue;
-        const at = Date.now();
+        const at = steadyNow();
         void this.serial(async () => {
           this.nodeEvent(node, { type: "DISCONNECTED", at });
           await this.settle();
@@ -724,7 +726,7 @@ class SupervisorService implements Supervisor {
       return;
     }
     const msg = parsed.value;
-    const at = Date.now();
+    const at = steadyNow();
     if (msg.type === "hello" || msg.type === "heartbeat") this.heard.set(msg.node, { epoch: msg.epoch, at });
     const event: NodeEvent =
       msg.type === "hello"
@@ -752,6 +754,7 @@ class SupervisorService implements Supervisor {
           nodeLost: (_: unknown, params: Extract<NodeEffect, { type: "nodeLost" }>["params"]) => this.nodeEffects.push({ type: "nodeLost", params }),
           nodeOffline: (_: unknown, params: Extract<NodeEffect, { type: "nodeOffline" }>["params"]) => this.nodeEffects.push({ type: "nodeOffline", params }),
           reportStale: (_: unknown, params: Extract<NodeEffect, { type: "reportStale" }>["params"]) => this.nodeEffects.push({ type: "reportStale", params }),
+          fence: (_: unknown, params: Extract<NodeEffect, { type: "fence" }>["params"]) => this.nodeEffects.push({ type: "fence", params }),
         },
       });
       actor = createActor(provided, {
@@ -816,7 +819,7 @@ class SupervisorService implements Supervisor {
 
   private async processEvents(batch: JsMsg[]): Promise<void> {
     const byStep = new Map<JobHost, Map<string, { rank: number; event: TaskEvent }[]>>();
-    const now = Date.now();
+    const now = steadyNow();
     for (const m of batch) {
       const parsed = parseMessage(TaskEventSchema, m.data, m.subject);
       const subj = this.subjects.parse(m.subject);
@@ -856,10 +859,13 @@ class SupervisorService implements Supervisor {
         this.rejectEvent(m, "UNKNOWN_STEP", `job ${ev.job} has no step ${stepId}`);
         continue;
       }
+      // The agent's clock says when; an agent clock ahead of ours (stepped, skewed) cannot date an
+      // event after it arrived, nor push the --wait deadline that runs from a task's end.
+      const at = Math.min(ev.at, now);
       const event: TaskEvent =
         ev.type === "task.started"
-          ? { type: "STARTED", epoch: ev.epoch, pid: ev.pid, at: ev.at }
-          : { type: "ENDED", epoch: ev.epoch, outcome: ev.outcome, pid: ev.pid, at: ev.at, ...(ev.outputLostBytes ? { outputLostBytes: ev.outputLostBytes } : {}) };
+          ? { type: "STARTED", epoch: ev.epoch, pid: ev.pid, at }
+          : { type: "ENDED", epoch: ev.epoch, outcome: ev.outcome, pid: ev.pid, at, ...(ev.outputLostBytes ? { outputLostBytes: ev.outputLostBytes } : {}) };
       let steps = byStep.get(host);
       if (!steps) byStep.set(host, (steps = new Map()));
       let list = steps.get(stepId);
@@ -890,7 +896,7 @@ class SupervisorService implements Supervisor {
     for (const m of batch) if (m.seq > this.eventsSeq) this.eventsSeq = m.seq;
     if (this.byes.length) this.releaseByes(now);
     await this.settle({ coalesce: true });
-    this.log.debug({ events: batch.length, ms: Date.now() - now }, "events.batch");
+    this.log.debug({ events: batch.length, ms: steadyNow() - now }, "events.batch");
   }
 
   private rejectEvent(m: JsMsg, code: ErrorCode, message: string): void {
@@ -900,7 +906,7 @@ class SupervisorService implements Supervisor {
   }
 
   private deadLetter(subject: string, code: ErrorCode, message: string, bytes: Uint8Array): void {
-    const record = createDlqRecord({ subject, reason: code, message, bytes, receivedAt: Date.now() });
+    const record = createDlqRecord({ subject, reason: code, message, bytes, receivedAt: steadyNow() });
     void this.js.publish(this.subjects.dlq.of("supervisor"), encodeMessage(record)).catch((err: Error) => this.log.error({ err }, "dlq.publish_failed"));
   }
 
@@ -933,7 +939,7 @@ class SupervisorService implements Supervisor {
       // (nats.js writes at the next microtask checkpoint) before the rest of the batch is settled.
       if (e.source === "step" && e.effect.type === "notifyFirstFailure") await new Promise((r) => setImmediate(r));
     }
-    const now = Date.now();
+    const now = steadyNow();
     for (const jobId of this.touched) {
       const host = this.jobs.get(jobId);
       if (!host) continue;
@@ -983,12 +989,12 @@ class SupervisorService implements Supervisor {
       const meta = host.meta;
       this.io(host, "save", async () => {
         if (host.broken) return;
-        const t0 = Date.now();
+        const t0 = steadyNow();
         try {
           await this.store.save(host.id, meta, seq, job, steps);
         } catch (err) {
           host.saveFailed = true;
-          host.dirtySince ??= Date.now();
+          host.dirtySince ??= steadyNow();
           host.saveNow = true;
           this.dirty.add(host);
           throw err;
@@ -1001,7 +1007,7 @@ class SupervisorService implements Supervisor {
           for (const m of covered) m.ack();
         }
         for (const send of host.deferred.splice(0)) send();
-        this.log.debug({ job: host.id, seq, ms: Date.now() - t0, events: covered.length }, "job.saved");
+        this.log.debug({ job: host.id, seq, ms: steadyNow() - t0, events: covered.length }, "job.saved");
         if (host.ended) void this.serial(() => this.retire(host));
       });
     }
@@ -1049,7 +1055,7 @@ class SupervisorService implements Supervisor {
           job: e.job,
           step: wireStep(e.step),
           trigger: p.trigger,
-          publishedAt: Date.now(),
+          publishedAt: steadyNow(),
           ntasks: p.ntasks,
           ...encodeTaskPicture(p, p.ntasks),
         });
@@ -1064,7 +1070,7 @@ class SupervisorService implements Supervisor {
         break;
       case "killUnconfirmed":
         log.warn({ ...eff.params }, "kill.unconfirmed");
-        for (const node of eff.params.nodes) this.nodeEvent(node, { type: "KILL_UNCONFIRMED", at: Date.now() });
+        for (const node of eff.params.nodes) this.nodeEvent(node, { type: "KILL_UNCONFIRMED", at: steadyNow() });
         break;
       case "stepEnded": {
         const p = eff.params;
@@ -1074,7 +1080,7 @@ class SupervisorService implements Supervisor {
           job: e.job,
           step: wireStep(e.step),
           trigger: p.firstFailure,
-          publishedAt: Date.now(),
+          publishedAt: steadyNow(),
           ntasks: p.ntasks,
           ...encodeTaskPicture(p, p.ntasks),
           state: p.end.state,
@@ -1096,6 +1102,9 @@ class SupervisorService implements Supervisor {
 
   private async applyNodeEffect(e: NodeEffect): Promise<void> {
     switch (e.type) {
+      case "fence":
+        this.fence(e.params.node, e.params.epoch, e.params.reason);
+        break;
       case "reportStale":
         this.log.warn({ ...e.params }, "node.stale_event");
         return;
@@ -1112,7 +1121,7 @@ class SupervisorService implements Supervisor {
           .info(this.subjects.streams.events.name)
           .then((i) => i.state.last_seq)
           .catch(() => 0);
-        if (untilSeq > this.eventsSeq) this.byes.push({ ...e.params, untilSeq, deadline: Date.now() + BYE_EVENTS_WAIT_MS });
+        if (untilSeq > this.eventsSeq) this.byes.push({ ...e.params, untilSeq, deadline: steadyNow() + BYE_EVENTS_WAIT_MS });
         else this.loseTasks(e.params.node, e.params.epoch, e.params.at);
       }
     }
@@ -1126,6 +1135,28 @@ class SupervisorService implements Supervisor {
       this.byes.splice(i, 1);
       this.loseTasks(b.node, b.epoch, b.at);
     }
+  }
+
+  /** When each lost epoch was last told it is fenced (`node/epoch` → steady ms). */
+  private readonly fenced = new Map<string, number>();
+
+  /**
+   * A lost epoch is heard again (its heartbeats crossed a healed partition): its tasks were already
+   * reported node_lost, so tell its agent to kill them and come back with a new epoch (`cmd.fence`),
+   * at most once per heartbeat interval, outside the serial queue (the agent's ack is not awaited).
+   */
+  private fence(node: string, epoch: string, reason: string): void {
+    const key = `${node}/${epoch}`;
+    const now = steadyNow();
+    const last = this.fenced.get(key);
+    if (last !== undefined && now - last < Math.max(500, this.cfg.heartbeatIntervalSeconds * 1000)) return;
+    if (this.fenced.size > 1000) this.fenced.clear();
+    this.fenced.set(key, now);
+    this.log.warn({ node, epoch, reason }, "node.fence");
+    const cmd: Message = { type: "cmd.fence", v: 1, node, epoch, reason };
+    void this.nc
+      .request(this.subjects.node.cmd(node), encodeMessage(cmd), { timeout: 3000 })
+      .catch((err: Error) => this.log.warn({ node, epoch, err: err.message }, "node.fence_unanswered"));
   }
 
   /** The live tasks of a node incarnation that is gone become node_lost (or killed, unconfirmed, when being stopped). */
@@ -1157,7 +1188,7 @@ class SupervisorService implements Supervisor {
         exitCode: snap.context.end?.exitCode ?? "0:0",
         failedNode: snap.context.end?.failedNodes[0],
         stopping: state === "COMPLETING" ? stepStopNotice(snap.context) : undefined,
-        at: snap.context.end?.at ?? Date.now(),
+        at: snap.context.end?.at ?? steadyNow(),
       });
     }
     const jsnap = host.job.getSnapshot();
@@ -1174,7 +1205,7 @@ class SupervisorService implements Supervisor {
         exitCode: end?.exitCode ?? "0:0",
         derivedExitCode: end?.derivedExitCode ?? "0:0",
         failedNode: end?.failedNodes[0],
-        at: end?.at ?? Date.now(),
+        at: end?.at ?? steadyNow(),
       });
     }
   }
@@ -1272,7 +1303,7 @@ class SupervisorService implements Supervisor {
         if (!ok) {
           // The node did not take the launch: its tasks are lost with it.
           void this.serial(async () => {
-            host.sendStep(stepId, { type: "NODE_LOST", node: p.node, epoch: p.epoch, at: Date.now() });
+            host.sendStep(stepId, { type: "NODE_LOST", node: p.node, epoch: p.epoch, at: steadyNow() });
             this.touched.add(host.id);
             await this.settle();
           });
@@ -1331,29 +1362,83 @@ class SupervisorService implements Supervisor {
     }
   }
 
-  /** While the supervisor's own connection is down it hears no heartbeat: that says nothing about the nodes. */
-  private natsDown = false;
-  /** After a reconnect, nodes get a full nodeTimeout to be heard again before missed heartbeats count. */
+  /**
+   * Why the supervisor cannot read its events now (its NATS connection down, JetStream unavailable
+   * or full), by cause. Silence is evidence only when it can hear: meanwhile no node is declared lost
+   * and no step deadline that judges by missing events (KillUnconfirmed) fires.
+   */
+  private readonly blind = new Map<"nats" | "jetstream", string>();
+  /** When the current (or last) blind spell began, and why, for the log and `muster nodes`. */
+  private blindSince = 0;
+  private blindReason = "";
+  /** After a blind spell, nodes get a full nodeTimeout to be heard again before missed heartbeats count. */
   private nodeGraceUntil = 0;
+  private probing = false;
+
+  private setBlind(cause: "nats" | "jetstream", reason: string | undefined): void {
+    const was = this.blind.size > 0;
+    if (reason === undefined) {
+      if (!this.blind.delete(cause) || this.blind.size > 0) return;
+      this.nodeGraceUntil = steadyNow() + this.cfg.nodeTimeoutSeconds * 1000;
+      this.log.warn({ cause, pausedMs: Math.round(steadyNow() - this.blindSince), graceMs: this.cfg.nodeTimeoutSeconds * 1000 }, "liveness.resumed");
+      return;
+    }
+    if (this.blind.get(cause) === reason) return;
+    this.blind.set(cause, reason);
+    if (!was) this.blindSince = steadyNow();
+    this.blindReason = [...this.blind.values()].join("; ");
+    this.log.warn({ cause, reason }, "liveness.paused");
+  }
+
+  /** Why node liveness is paused now, if it is (shown by `muster nodes`). */
+  private livenessPaused(): NodeView["livenessPaused"] {
+    if (this.blind.size > 0) return { since: Math.round(this.blindSince), reason: this.blindReason };
+    if (steadyNow() < this.nodeGraceUntil) return { since: Math.round(this.blindSince), reason: `grace period after: ${this.blindReason}` };
+    return undefined;
+  }
+
+  /** Asks JetStream whether it can serve (once a second, outside the serial queue). */
+  private probeJetStream(): void {
+    if (this.probing || this.stopping) return;
+    this.probing = true;
+    void this.nc
+      .request("$JS.API.INFO", "", { timeout: 2_000 })
+      .then((reply) => {
+        const info = JSON.parse(new TextDecoder().decode(reply.data)) as { error?: { description?: string }; storage?: number; limits?: { max_storage?: number } };
+        if (info.error) return `JetStream unavailable (${info.error.description ?? "error"})`;
+        const max = info.limits?.max_storage;
+        if (max !== undefined && max > 0 && (info.storage ?? 0) >= max) return `JetStream store full (${info.storage} of ${max} bytes)`;
+        return undefined;
+      })
+      .catch((err: Error) => `JetStream unavailable (${err.message})`)
+      .then((reason) => this.setBlind("jetstream", reason))
+      .finally(() => (this.probing = false));
+  }
 
   private async watchConnection(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
       if (s.type === "disconnect") {
-        this.natsDown = true;
+        this.setBlind("nats", "the supervisor's NATS connection is down");
         this.log.warn({ server: s.server }, "nats.disconnected");
       } else if (s.type === "reconnect") {
-        this.natsDown = false;
-        this.nodeGraceUntil = Date.now() + this.cfg.nodeTimeoutSeconds * 1000;
+        this.setBlind("nats", undefined);
         this.log.info({ server: s.server }, "nats.reconnected");
       }
     }
   }
 
+  private lastProbe = 0;
+
   private async tick(): Promise<void> {
-    const now = Date.now();
-    if (this.byes.length) this.releaseByes(now);
+    const now = steadyNow();
+    if (now - this.lastProbe >= 1_000) {
+      this.lastProbe = now;
+      this.probeJetStream();
+    }
+    const paused = this.blind.size > 0 || now < this.nodeGraceUntil;
+    if (this.byes.length && !paused) this.releaseByes(now);
     await this.purgeHistory(now);
-    for (const [node, actor] of this.natsDown || now < this.nodeGraceUntil ? [] : this.nodes) {
+    for (const [node, actor] of paused ? [] : this.nodes) {
       const snap = actor.getSnapshot();
       const due = nodeNextDeadline(snap.value as NodeStateName, snap.context);
       // A heartbeat that arrived but still waits in the queue behind other work is not a silence.
@@ -1361,7 +1446,7 @@ class SupervisorService implements Supervisor {
       const waiting = heard !== undefined && heard.epoch === snap.context.epoch && heard.at > (snap.context.lastSeenAt ?? 0);
       if (due !== undefined && due <= now && !waiting) this.nodeEvent(node, { type: "TICK", now });
     }
-    for (const host of this.jobs.values()) {
+    for (const host of paused ? [] : this.jobs.values()) {
       for (const [stepId, actor] of host.steps) {
         const due = stepNextDeadline(actor.getSnapshot().context);
         if (due !== undefined && due <= now) {

@@ -12,6 +12,7 @@ import {
   JobIdSchema,
   NodeNameSchema,
   NonEmptyIdSetSchema,
+  PidSchema,
   PositiveIntSchema,
   SecondsSchema,
   SignalNumberSchema,
@@ -102,8 +103,36 @@ export const SignalCommandSchema = z
   })
   .meta({ title: "cmd.signal", description: "Supervisor to agent: signal tasks of a step on this node." });
 
+/**
+ * `cmd.fence`: the supervisor declared this epoch lost (its tasks are already reported `node_lost`)
+ * and has heard from it again, as after a healed partition. The agent of that epoch kills what it
+ * still runs of it and says `hello` with a new epoch, which brings the node back into service.
+ */
+export const FenceCommandSchema = z
+  .object({
+    type: z.literal("cmd.fence"),
+    v: VersionSchema,
+    node: NodeNameSchema,
+    epoch: EpochSchema,
+    /** Why the epoch was declared lost (`NotResponding`, `Disconnected`, …). */
+    reason: z.string().min(1).max(64),
+  })
+  .meta({ title: "cmd.fence", description: "Supervisor to agent: this epoch was declared lost; kill its tasks and come back with a new epoch." });
+
+/**
+ * `cmd.ping`: is an agent serving this node? Sent by an agent that is starting, before it takes
+ * the node's command subject: an answer means another live agent holds the name. Any epoch.
+ */
+export const PingCommandSchema = z
+  .object({
+    type: z.literal("cmd.ping"),
+    v: VersionSchema,
+    node: NodeNameSchema,
+  })
+  .meta({ title: "cmd.ping", description: "Agent to agent: does a live agent already serve this node?" });
+
 /** Every node command, discriminated by `type`. */
-export const NodeCommandSchema = z.discriminatedUnion("type", [LaunchCommandSchema, SignalCommandSchema]);
+export const NodeCommandSchema = z.discriminatedUnion("type", [LaunchCommandSchema, SignalCommandSchema, FenceCommandSchema, PingCommandSchema]);
 
 /** A command was accepted (the outcome of each task arrives later as events). */
 export const CommandAckOkSchema = z.object({
@@ -112,6 +141,9 @@ export const CommandAckOkSchema = z.object({
   node: NodeNameSchema,
   epoch: EpochSchema,
   ok: z.literal(true),
+  /** Set in the answer to `cmd.ping`: the answering agent's process and host. */
+  pid: PidSchema.optional(),
+  hostname: z.string().min(1).max(255).optional(),
 });
 
 /** A command was refused (`STALE_EPOCH`, `DRAINING`, `BAD_SCHEMA`, …). */
@@ -133,6 +165,10 @@ export const CommandAckSchema = z
 export type LaunchCommand = z.infer<typeof LaunchCommandSchema>;
 /** A `cmd.signal` command. */
 export type SignalCommand = z.infer<typeof SignalCommandSchema>;
+/** A `cmd.fence` command. */
+export type FenceCommand = z.infer<typeof FenceCommandSchema>;
+/** A `cmd.ping` command. */
+export type PingCommand = z.infer<typeof PingCommandSchema>;
 /** Any node command. */
 export type NodeCommand = z.infer<typeof NodeCommandSchema>;
 /** The agent's reply to a node command. */

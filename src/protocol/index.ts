@@ -96,11 +96,13 @@ export {
   CommandAckErrSchema,
   CommandAckOkSchema,
   CommandAckSchema,
+  FenceCommandSchema,
   LaunchCommandSchema,
   NodeCommandSchema,
+  PingCommandSchema,
   SignalCommandSchema,
 } from "./command.schema.js";
-export type { CommandAck, LaunchCommand, NodeCommand, SignalCommand } from "./command.schema.js";
+export type { CommandAck, FenceCommand, LaunchCommand, NodeCommand, PingCommand, SignalCommand } from "./command.schema.js";
 
 export { TaskEndedSchema, TaskEventSchema, TaskStartedSchema } from "./event.schema.js";
 export type { TaskEnded, TaskEvent, TaskStarted } from "./event.schema.js";

@@ -7,7 +7,7 @@ import type { ErrorCode, WireError } from "./common.schema.js";
 import { PROTOCOL_VERSION } from "./common.schema.js";
 import type { Reply, ReplyErr, ReplyOk } from "./control.schema.js";
 import { KillRequestSchema, QueryRequestSchema, ReplySchema, SignalRequestSchema, SubmitRequestSchema } from "./control.schema.js";
-import { CommandAckSchema, LaunchCommandSchema, SignalCommandSchema } from "./command.schema.js";
+import { CommandAckSchema, FenceCommandSchema, LaunchCommandSchema, PingCommandSchema, SignalCommandSchema } from "./command.schema.js";
 import type { DlqRecord } from "./dlq.schema.js";
 import { DLQ_PAYLOAD_LIMIT, DlqRecordSchema } from "./dlq.schema.js";
 import { TaskEndedSchema, TaskStartedSchema } from "./event.schema.js";
@@ -27,6 +27,8 @@ export const MESSAGE_SCHEMAS = {
   reply: ReplySchema,
   "cmd.launch": LaunchCommandSchema,
   "cmd.signal": SignalCommandSchema,
+  "cmd.fence": FenceCommandSchema,
+  "cmd.ping": PingCommandSchema,
   "cmd.ack": CommandAckSchema,
   "task.started": TaskStartedSchema,
   "task.ended": TaskEndedSchema,

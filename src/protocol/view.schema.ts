@@ -111,6 +111,12 @@ export const NodeViewSchema = z.object({
   allocatedSlots: z.number().int().min(0).optional(),
   /** Slots a job could take now: `slots - allocatedSlots` while online, else 0 (sinfo's I). */
   idleSlots: z.number().int().min(0).optional(),
+  /**
+   * Present while the supervisor cannot read its events (its NATS connection or JetStream is down,
+   * or it is in the grace period after one came back): no node is declared lost for silence and no
+   * verdict waits on events meanwhile. Since when, and why.
+   */
+  livenessPaused: z.object({ since: EpochMsSchema, reason: z.string() }).optional(),
 });
 
 /** One task. */

@@ -115,8 +115,9 @@ class FakeNode {
     const parsed = parseMessage(NodeCommandSchema, msg.data, msg.subject);
     if (!parsed.ok) return this.ack(msg, false, parsed.message);
     const cmd = parsed.value;
+    if (cmd.type === "cmd.ping") return this.ack(msg, true);
     if (cmd.epoch !== this.epoch) return this.ack(msg, false, "stale epoch");
-    if (cmd.type === "cmd.signal") return this.ack(msg, true);
+    if (cmd.type !== "cmd.launch") return this.ack(msg, true);
     this.onLaunch(cmd);
     this.ack(msg, true);
   }

@@ -36,6 +36,8 @@ export interface ClusterOptions {
   readonly nats?: NatsServerOptions;
   /** Extra environment for every process (e.g. MUSTER_NODE_TIMEOUT). */
   readonly env?: Record<string, string>;
+  /** Extra environment for the supervisor only (e.g. NODE_OPTIONS with a preload). */
+  readonly supervisorEnv?: Record<string, string>;
 }
 
 /** A test cluster. */
@@ -152,7 +154,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       return JSON.parse(r.stdout);
     },
     async startSupervisor() {
-      const p = spawnMuster(["supervisor"], env);
+      const p = spawnMuster(["supervisor"], { ...env, ...opts.supervisorEnv });
       keep("supervisor", p);
       cluster.supervisor = p;
       return p;

@@ -25,6 +25,13 @@ export interface NatsServerOptions {
   systemAccount?: boolean;
   /** Extra command-line arguments for nats-server (keep logging on stderr: readiness watches for "Server is ready"). */
   args?: string[];
+  /**
+   * Start from a configuration file whose clients (no user needed: `no_auth_user`) are in an account
+   * with a JetStream storage limit, so that `setStoreLimit` can shrink it below what is stored and
+   * restore it with a configuration reload (SIGHUP): a real "JetStream full" outage while core NATS
+   * keeps serving (binary backend, without `systemAccount`).
+   */
+  reloadable?: boolean;
 }
 
 /** A running (or stopped, restartable) nats-server owned by a test. */
@@ -49,6 +56,8 @@ export interface NatsServerHandle {
   restart(): Promise<void>;
   /** Stops the server and removes the temporary directories the fixture created. */
   cleanup(): Promise<void>;
+  /** Sets the account's JetStream file-store limit in bytes (-1, the default: none) by a configuration reload (needs `reloadable`); resolves once the server reloaded. */
+  setStoreLimit(bytes: number): Promise<void>;
 }
 
 const INSTALL_HINT =
@@ -166,8 +175,29 @@ async function startBinary(opts: NatsServerOptions, bin: string): Promise<NatsSe
   let addressInUse = false;
   let saidReady = false;
 
+  let storeLimit = -1;
+  const reloadableConf = async (p: number): Promise<string> => {
+    if (!confDir) {
+      confDir = await mkdtemp(join(tmpdir(), "muster-nats-conf-"));
+      ownedDirs.push(confDir);
+      liveTempDirs.add(confDir);
+    }
+    const confPath = join(confDir, "nats-server.conf");
+    await writeFile(
+      confPath,
+      [
+        `listen: "127.0.0.1:${p}"`,
+        `jetstream { store_dir: ${JSON.stringify(storeDir)} }`,
+        `accounts { APP { jetstream { max_file: ${storeLimit}, max_mem: 268435456 }, users [ { user: app, password: app } ] } }`,
+        "no_auth_user: app",
+        "",
+      ].join("\n"),
+    );
+    return confPath;
+  };
   const argsFor = async (p: number): Promise<string[]> => {
     const extra = opts.args ?? [];
+    if (opts.reloadable && !opts.systemAccount) return ["-c", await reloadableConf(p), ...extra];
     if (!opts.systemAccount) {
       return ["-a", "127.0.0.1", "-p", String(p), ...(jetstream ? ["-js", "-sd", storeDir] : []), ...extra];
     }
@@ -258,6 +288,19 @@ async function startBinary(opts: NatsServerOptions, bin: string): Promise<NatsSe
       cleaned = true;
       await stopChild(child);
       await removeOwnedDirs();
+    },
+    setStoreLimit: async (bytes) => {
+      if (!opts.reloadable || opts.systemAccount) throw new Error("nats-server fixture: setStoreLimit needs { reloadable: true } without systemAccount");
+      if (!isRunning(child)) throw new Error("nats-server fixture: setStoreLimit on a stopped server");
+      storeLimit = bytes;
+      await reloadableConf(port);
+      const before = logs.text().split("Reloaded server configuration").length;
+      child.kill("SIGHUP");
+      const deadline = Date.now() + READY_TIMEOUT_MS;
+      while (logs.text().split("Reloaded server configuration").length === before) {
+        if (Date.now() > deadline) throw new Error(`nats-server did not reload:\n${logs.text()}`);
+        await delay(POLL_MS);
+      }
     },
   };
   return handle;
@@ -411,6 +454,7 @@ async function startDocker(opts: NatsServerOptions): Promise<NatsServerHandle> {
       running = false;
       await client.container.remove(ref, { removeVolumes: true });
     },
+    setStoreLimit: () => Promise.reject(new Error("nats-server fixture: setStoreLimit needs the binary backend (MUSTER_TEST_NATS=binary)")),
   };
 }
 

@@ -45,6 +45,8 @@ const EXAMPLES: { [K in MessageType]: z.infer<(typeof MESSAGE_SCHEMAS)[K]> } = {
     label: false, killWaitSeconds: 10,
   },
   "cmd.signal": { type: "cmd.signal", v: 1, job: "j42", step: 0, node: "node-1", epoch: "e1", ranks: "0-1", signal: 15 },
+  "cmd.fence": { type: "cmd.fence", v: 1, node: "node-1", epoch: "e1", reason: "NotResponding" },
+  "cmd.ping": { type: "cmd.ping", v: 1, node: "node-1" },
   "cmd.ack": { type: "cmd.ack", v: 1, node: "node-1", epoch: "e1", ok: true },
   "task.started": { type: "task.started", v: 1, job: "j42", step: 0, rank: 3, node: "node-1", epoch: "e1", pid: 4242, at: AT },
   "task.ended": {
@@ -89,6 +91,8 @@ const BAD: { [K in MessageType]: Record<string, unknown>[] } = {
   "cmd.launch": [{ ranks: "" }, { ranks: "-1" }, { ranks: "0-1,x" }, { ranks: "3-1" }, { ranks: "2-4" }, { ranks: "99999999999999999999" }, { ranks: [0, 1] },
     { epoch: "" }, { nnodes: 0 }],
   "cmd.signal": [{ ranks: "1-" }, { signal: 1.5 }],
+  "cmd.fence": [{ epoch: "" }, { reason: "" }],
+  "cmd.ping": [{ node: "" }],
   "cmd.ack": [{ ok: false }, { node: "a b" }],
   "task.started": [{ pid: 0 }, { at: "2024-01-01T00:00:00Z" }, { at: 1.5 }],
   "task.ended": [{ outcome: { kind: "node_lost" } }, { outcome: { kind: "exited", code: 256 } }, { outcome: { kind: "exited", code: 137, signal: 9 }, rank: "3" },

@@ -53,6 +53,8 @@ export async function nodesMain(args: ParsedArgs, config: Config, ctx: CommandCo
   parseNodeFields(args.options.format as string | undefined);
   return withClient(config, async (c) => {
     const nodes = (await c.request("query", { type: "query", v: 1, what: "nodes" })) as NodeView[];
+    const paused = nodes.find((n) => n.livenessPaused)?.livenessPaused;
+    if (paused) ctx.err(`muster: warning: node liveness paused since ${formatTime(paused.since)}: ${paused.reason}; no node is declared lost meanwhile\n`);
     ctx.out(nodesOutput(nodes, args));
     return 0;
   });

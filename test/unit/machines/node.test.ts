@@ -5,7 +5,7 @@ import { recordingActions } from "./helpers.js";
 
 const timings = { heartbeatIntervalMs: 2000, nodeTimeoutMs: 10_000, disconnectGraceMs: 3000 };
 const nodeInput: NodeInput = { node: "n1", timings };
-const EFFECTS = ["nodeLost", "nodeOffline", "reportStale"] as const;
+const EFFECTS = ["nodeLost", "nodeOffline", "reportStale", "fence"] as const;
 
 const hello = (epoch: string, at: number, slots = 8): NodeEvent => ({ type: "HELLO", epoch, slots, at });
 const hb = (epoch: string, at: number): NodeEvent => ({ type: "HEARTBEAT", epoch, at });
@@ -137,6 +137,28 @@ describe("node machine", () => {
     n.send(hello("e2", 12_000));
     expect(n.state()).toBe("online");
     // No nodeLost for the incarnation already declared lost.
+    expect(n.calls.filter((c) => c.type === "nodeLost")).toHaveLength(1);
+  });
+
+  it("the lost epoch heard again (a healed partition) is fenced; another epoch's messages are not", () => {
+    const n = node();
+    n.send(hello("e1", 0));
+    n.send(tick(10_000));
+    expect(n.state()).toBe("lost");
+    n.send(hb("e0", 10_500));
+    expect(n.calls.filter((c) => c.type === "fence")).toEqual([]);
+    n.send(hb("e1", 11_000));
+    n.send(hello("e1", 11_100));
+    expect(n.state()).toBe("lost");
+    expect(n.calls.filter((c) => c.type === "fence")).toEqual([
+      { type: "fence", params: { node: "n1", epoch: "e1", reason: "NotResponding" } },
+      { type: "fence", params: { node: "n1", epoch: "e1", reason: "NotResponding" } },
+    ]);
+    // The fenced agent comes back with a new epoch: online, no second nodeLost.
+    n.send(hello("e2", 11_200));
+    expect(n.state()).toBe("online");
+    n.send(hb("e1", 11_300));
+    expect(n.calls.filter((c) => c.type === "fence")).toHaveLength(2);
     expect(n.calls.filter((c) => c.type === "nodeLost")).toHaveLength(1);
   });
 
