@@ -636,8 +636,9 @@ class AgentService implements Agent {
       })();
       // A task that ended badly is reported at once, ahead of ordinary traffic, without waiting for its
       // output (muster run waits for each stream's eof chunk itself, and counts lost bytes by offset).
-      // A task that exited 0 is reported once its output is stored, so its end carries the bytes lost.
-      if (!failed) await flushed;
+      // A task that exited 0 is reported once its output is stored, so its end carries the bytes lost;
+      // so is one whose output goes to files (a batch script's -o/-e): nothing else waits for those to be written.
+      if (!failed || prepared.files) await flushed;
       const lost = output.lostBytes;
       const evt: TaskEnded = { type: "task.ended", ...base, outcome, ...(pid === undefined ? {} : { pid }), ...(lost > 0 ? { outputLostBytes: lost } : {}), at: Date.now() };
       log.info({ pid, outcome }, "task.ended");

@@ -75,6 +75,8 @@ export interface Supervisor {
 
 /** Tasks listed in a job view at most (about 110 bytes each, well under the 1 MiB reply limit); larger steps give groups only. */
 const VIEW_TASK_LIMIT = 4096;
+/** Timeouts of the once-a-second JetStream probe in a row that count as JetStream being unavailable. */
+const PROBE_TIMEOUTS_BLIND = 3;
 const CONSUMER = "supervisor";
 /** How long a node's `bye` waits for the task events stored before it, at most, ms. */
 const BYE_EVENTS_WAIT_MS = 5_000;
@@ -1325,7 +1327,8 @@ class SupervisorService implements Supervisor {
   /** Sends a command to a node and waits for its ack; retries a few times; false when it never succeeded. */
   private async command(node: string, cmd: Message): Promise<boolean> {
     const subject = this.subjects.node.cmd(node);
-    for (let attempt = 0; attempt < 5 && !this.stopping; attempt++) {
+    // Attempts made while the supervisor's own connection is down do not count: the node is not to blame.
+    for (let attempt = 0; attempt < 5 && !this.stopping; attempt += this.blind.has("nats") ? 0 : 1) {
       try {
         const reply = await this.nc.request(subject, encodeMessage(cmd), { timeout: 3000 });
         const ack = parseMessage(CommandAckSchema, reply.data, subject);
@@ -1410,7 +1413,18 @@ class SupervisorService implements Supervisor {
         if (max !== undefined && max > 0 && (info.storage ?? 0) >= max) return `JetStream store full (${info.storage} of ${max} bytes)`;
         return undefined;
       })
-      .catch((err: Error) => `JetStream unavailable (${err.message})`)
+      .then(
+        (reason) => {
+          this.probeTimeouts = 0;
+          return reason;
+        },
+        (err: Error) => {
+          // One slow answer on a loaded host is not an outage: only the third timeout in a row counts.
+          const slow = err instanceof Error && /timeout/i.test(err.name + " " + err.message);
+          this.probeTimeouts = slow ? this.probeTimeouts + 1 : PROBE_TIMEOUTS_BLIND;
+          return this.probeTimeouts >= PROBE_TIMEOUTS_BLIND ? `JetStream unavailable (${err.message})` : this.blind.get("jetstream");
+        },
+      )
       .then((reason) => this.setBlind("jetstream", reason))
       .finally(() => (this.probing = false));
   }
@@ -1428,6 +1442,8 @@ class SupervisorService implements Supervisor {
   }
 
   private lastProbe = 0;
+  /** Timeouts of the JetStream probe in a row. */
+  private probeTimeouts = 0;
 
   private async tick(): Promise<void> {
     const now = steadyNow();

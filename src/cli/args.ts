@@ -97,6 +97,11 @@ export function parseArgs(command: string, argv: readonly string[], specs: reado
     if (a.startsWith("-") && a.length > 1 && !/^-\d/.test(a)) {
       const spec = byShort.get(a[1]!);
       if (!spec) throw unknownOption(`-${a[1]}`);
+      // After `run` or `batch`, a Slurm short flag is srun's or sbatch's, not a connection option (srun -s is --oversubscribe).
+      if (CONNECTION_OPTIONS.includes(spec)) {
+        const answer = unsupportedSlurmFlag(command, `-${a[1]}`);
+        if (answer) throw new MusterError("USAGE", answer);
+      }
       if (spec.type === "boolean") {
         set(spec, undefined, `-${a[1]}`);
         for (const c of a.slice(2)) {

@@ -107,9 +107,12 @@ export class Client {
         while (!stopped) {
           try {
             for await (const m of current) {
+              // Messages already buffered when stop() came are not handed on (output after the summary).
+              if (stopped) break;
               nextSeq = m.seq + 1;
               const r = onMessage(m);
               if (r instanceof Promise) await r;
+              if (stopped) break;
               if (r === false) {
                 stopped = true;
                 break;

@@ -12,7 +12,7 @@ const ANSWERS: readonly (readonly [flags: readonly string[], answer: string])[] 
   [["-A", "--account", "--wckey"], "muster has no accounts; a job belongs to the submitting user (MUSTER_USER)"],
   [["-q", "--qos", "--priority", "--nice", "--reservation", "-L", "--licenses"], "muster starts jobs first come, first served, with no QOS, priorities, reservations or licenses"],
   [["--exclusive"], "nodes are shared by slots; to hold a whole node ask for all its slots (--ntasks-per-node equal to its slots in muster nodes)"],
-  [["--oversubscribe"], "a slot holds one task; muster never oversubscribes"],
+  [["-s", "--oversubscribe"], "a slot holds one task; muster never oversubscribes (give the NATS server before the command: muster -s URL run …)"],
   [["-x", "--exclude"], "name the nodes to use with -w/--nodelist instead"],
   [["-C", "--constraint", "--prefer"], "muster nodes have no features; name the nodes to use with -w/--nodelist"],
   [["--mail-type", "--mail-user"], "muster sends no mail; follow a job with muster watch JOB or muster batch --wait"],
@@ -29,7 +29,6 @@ const ANSWERS: readonly (readonly [flags: readonly string[], answer: string])[] 
   [["--pty"], "muster tasks have no terminal; run interactive programs outside muster"],
   [["--multi-prog"], "run one program and branch on the rank (sh -c 'case $MUSTER_TASK_ID in 0) ...;; *) ...;; esac')"],
   [["--het-group", "--het-job"], "muster has no heterogeneous jobs; submit one job per component"],
-  [["--open-mode"], "output files are appended to (srun's --open-mode=append)"],
   [["-I", "--immediate"], "muster queues a job until it fits; muster nodes shows what is free"],
   [["--comment"], "muster keeps no job comments; use -J/--job-name"],
   [["--test-only"], "muster has no dry run; muster nodes shows what is free"],
@@ -44,8 +43,13 @@ const SLURM_COMMANDS: ReadonlySet<string> = new Set(["run", "batch"]);
 
 /** Flags a command does not take, with the command that does (`--wrap` belongs to batch). */
 const ELSEWHERE: Readonly<Record<string, Readonly<Record<string, string>>>> = {
-  run: { "--wrap": "sbatch's --wrap is muster batch --wrap CMD; in muster run give the command itself (muster run -- sh -c 'CMD')", "--parsable": "use muster batch --parsable" },
+  run: {
+    "--wrap": "sbatch's --wrap is muster batch --wrap CMD; in muster run give the command itself (muster run -- sh -c 'CMD')",
+    "--parsable": "use muster batch --parsable",
+    "--open-mode": "muster run's -o/-e files are truncated, as srun's default --open-mode=truncate",
+  },
   batch: {
+    "--open-mode": "a batch job's -o/-e files are appended to (sbatch's --open-mode=append)",
     "-k": "a node failure ends only the steps with tasks on it; give -k/--no-kill to each muster run in the script to keep a step running",
     "--no-kill": "a node failure ends only the steps with tasks on it; give -k/--no-kill to each muster run in the script to keep a step running",
   },

@@ -86,6 +86,13 @@ export class StepOutput {
     return this.streams.get(`${rank}/${stream}`)?.eof === true;
   }
 
+  /** How many task streams have ended (their last chunk taken). */
+  endedStreams(): number {
+    let n = 0;
+    for (const st of this.streams.values()) if (st.eof) n++;
+    return n;
+  }
+
   /** Every task stream that lost output on the way, by rank then stream. */
   losses(): OutputLoss[] {
     const out: OutputLoss[] = [];

@@ -132,6 +132,17 @@ describe("muster run with a slow reader", () => {
     expect(r.stderr).toBe("");
     expect(sha256(readFileSync(join(dir, "slow.out")))).toBe(sha256(bytes));
   }, 300_000);
+
+  it("a reader that starts only well after the step ended still gets every byte (time spent blocked is not silence)", async () => {
+    const src = join(dir, "late.bin");
+    const bytes = randomBytes(12_000_000);
+    writeFileSync(src, bytes);
+    // The step ends within a second or two; the reader sleeps past muster run's 3 s wait for quiet output.
+    const r = await sh(`$MUSTER run -n 1 -- cat ${src} | { sleep 7; cat > late.out; }`, 300_000);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(sha256(readFileSync(join(dir, "late.out")))).toBe(sha256(bytes));
+  }, 300_000);
 });
 
 describe("muster run on a closed pipe", () => {

@@ -114,8 +114,10 @@ describe("Slurm flags muster lacks", () => {
     expect(thrown(() => parseArgs("batch", ["--array=0-9", "job.sh"], BATCH_OPTIONS)).message).toMatch(/^batch: option --array is not supported: submit one job per index/);
     expect(thrown(() => parseArgs("batch", ["--dependency=afterok:3", "job.sh"], BATCH_OPTIONS)).message).toMatch(/^batch: option --dependency is not supported: /);
     expect(thrown(() => parseArgs("run", ["--wrap", "x"], RUN_OPTIONS)).message).toMatch(/^run: option --wrap is not a muster run option: sbatch's --wrap is muster batch --wrap CMD/);
+    expect(thrown(() => parseArgs("run", ["-s", "--", "true"], RUN_OPTIONS)).message).toMatch(/^run: option -s is not supported: a slot holds one task; .*muster -s URL run/);
+    expect(thrown(() => parseArgs("run", ["--open-mode=append", "--", "true"], RUN_OPTIONS)).message).toMatch(/^run: option --open-mode is not a muster run option: .*truncated/);
     expect(thrown(() => parseArgs("batch", ["-k", "job.sh"], BATCH_OPTIONS)).message).toMatch(/^batch: option -k is not a muster batch option: .*give -k\/--no-kill to each muster run/);
-    for (const flag of ["--mem", "-p", "--partition", "-A", "--account", "--exclusive", "--gres", "--mail-type", "-x", "--exclude", "--cpus-per-task", "--pty", "--multi-prog", "--open-mode", "-I", "-i", "--input"]) {
+    for (const flag of ["--mem", "-p", "--partition", "-A", "--account", "--exclusive", "--gres", "--mail-type", "-x", "--exclude", "--cpus-per-task", "--pty", "--multi-prog", "-I", "-i", "--input"]) {
       expect(unsupportedSlurmFlag("run", flag), flag).toMatch(new RegExp(`^run: option ${flag} is not supported: .+`));
       expect(unsupportedSlurmFlag("batch", flag), flag).toMatch(new RegExp(`^batch: option ${flag} is not supported: .+`));
     }

@@ -162,6 +162,8 @@ async function followStep(client: Client, args: ParsedArgs, io: RunIo, submit: S
   });
   const output = new StepOutput({ label: submit.label, target: (rank, stream) => files.target(rank, stream) });
   let lastOutputAt = Date.now();
+  // True while output waits for muster run's own reader: that time is not silence from the tasks.
+  let blocked = false;
   let pending: Promise<void> = Promise.resolve();
   const writeChunk = (c: IoChunk): Promise<void> | undefined => {
     lastOutputAt = Date.now();
@@ -172,7 +174,13 @@ async function followStep(client: Client, args: ParsedArgs, io: RunIo, submit: S
     }
     output.take(c);
     // Output is taken no faster than muster run's own stdout and stderr are read.
-    return io.whenWritable?.();
+    const writable = io.whenWritable?.();
+    if (!writable) return undefined;
+    blocked = true;
+    return writable.finally(() => {
+      blocked = false;
+      lastOutputAt = Date.now();
+    });
   };
   // Signals are handled from the moment the job exists (following its output and state takes a few
   // round trips; a Ctrl-C in between must not kill muster run and leave the job running).
@@ -248,10 +256,10 @@ async function followStep(client: Client, args: ParsedArgs, io: RunIo, submit: S
     // Output of every task that ran ends with an eof chunk per stream: wait for them as long as output
     // keeps coming (a fast writer's output may still be on its way), and say which never came.
     const s = summary;
-    const expected = s ? outputRanks(s) : [];
-    const allEnded = () => expected.every((r) => output.ended(r, "stdout") && output.ended(r, "stderr"));
+    const { ranks: expected, count: ranCount } = s ? outputRanks(s) : { ranks: [], count: 0 };
+    const allEnded = () => output.endedStreams() >= 2 * ranCount && expected.every((r) => output.ended(r, "stdout") && output.ended(r, "stderr"));
     const endSeenAt = Date.now();
-    while (!allEnded() && Date.now() - Math.max(lastOutputAt, endSeenAt) < OUTPUT_QUIET_MS) {
+    while (!allEnded() && (blocked || Date.now() - Math.max(lastOutputAt, endSeenAt) < OUTPUT_QUIET_MS)) {
       await new Promise((r) => setTimeout(r, 20));
     }
     ioFollow.stop();
@@ -357,13 +365,16 @@ async function launchErrors(client: Client, job: string, step: number, s: StepSu
   return out;
 }
 
-/** Ranks whose processes ran and so send output: every rank but launch failures and lost ones (none known for a step summarised by counts). */
-function outputRanks(s: StepSummary): number[] {
+/** The ranks whose processes ran and so send output (those listed), and how many ran in all (a huge step's summary gives some groups as counts only). */
+function outputRanks(s: StepSummary): { ranks: number[]; count: number } {
+  const ran = (key: string) => key.startsWith("exited:") || key.startsWith("signaled:");
+  const picture = decodeTaskPicture(s);
   let ranks = IdSet.EMPTY;
-  for (const [key, ids] of Object.entries(decodeTaskPicture(s).groups)) {
-    if (key.startsWith("exited:") || key.startsWith("signaled:")) ranks = ranks.union(IdSet.parse(ids));
-  }
-  return [...ranks];
+  for (const [key, ids] of Object.entries(picture.groups)) if (ran(key)) ranks = ranks.union(IdSet.parse(ids));
+  // A huge step's summary gives some groups as counts only: their ranks are not known, their number is.
+  let count = ranks.size;
+  for (const [key, n] of Object.entries(picture.omitted?.groups ?? {})) if (ran(key)) count += n;
+  return { ranks: [...ranks], count };
 }
 
 /** The current status of each task of the job's steps, for the first Ctrl-C. */
