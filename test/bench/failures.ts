@@ -8,19 +8,10 @@ import { spawn } from "node:child_process";
 import { connect } from "@nats-io/transport-node";
 import { startCluster, type Cluster } from "../support/cluster.js";
 import { NATS_TEST_USERS } from "../support/nats-fixture.js";
-import { median, now, sleep, startPeer, until } from "./lib.js";
+import { median, now, sleep, startPeer, until, type BenchRow } from "./lib.js";
 
-/** A figure of the failure group, in the bench's row shape. */
-export interface FailureRow {
-  readonly group: string;
-  readonly name: string;
-  readonly unit: "ms";
-  readonly muster: number;
-  readonly raw?: number;
-  readonly rawName?: string;
-  readonly target?: string;
-  readonly pass?: boolean;
-}
+/** A figure of the failure group. */
+export type FailureRow = BenchRow;
 
 const LIVENESS = { MUSTER_LOG_LEVEL: "info", MUSTER_HEARTBEAT_INTERVAL: "0.5", MUSTER_NODE_TIMEOUT: "3" };
 const NODE_TIMEOUT_MS = 3000;

@@ -13,6 +13,21 @@ export const MUSTER_BIN = resolve(ROOT, "bin/muster.js");
 /** The tsx loader, so the bench's own TypeScript peers run without a build step. */
 export const TSX = ["--import", "tsx"];
 
+/** One figure of the bench: muster's value beside its reference measured in the same run, and its target. */
+export interface BenchRow {
+  readonly group: string;
+  readonly name: string;
+  readonly unit: "ms" | "ev/s" | "B" | "B/task" | "MB";
+  readonly muster: number;
+  readonly raw?: number;
+  readonly rawName?: string;
+  /** The same figure for Slurm's srun, measured in the same run (real-path group, when a Slurm answers). */
+  readonly srun?: number;
+  /** Target as text, and whether it passed. */
+  readonly target?: string;
+  readonly pass?: boolean;
+}
+
 /** Monotonic milliseconds with sub-millisecond resolution. */
 export function now(): number {
   return performance.now();

@@ -11,21 +11,10 @@ import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createSubjects, type Subjects } from "../../src/protocol/index.js";
 import { startCluster, type Cluster } from "../support/cluster.js";
-import { median, MUSTER_BIN, now, quantile, ROOT } from "./lib.js";
+import { median, MUSTER_BIN, now, quantile, ROOT, type BenchRow } from "./lib.js";
 
-/** A figure of the real-path group, in the bench's row shape. */
-export interface RealPathRow {
-  readonly group: string;
-  readonly name: string;
-  readonly unit: "ms";
-  readonly muster: number;
-  readonly raw?: number;
-  readonly rawName?: string;
-  /** The same figure for srun, when a Slurm answers (undefined otherwise). */
-  readonly srun?: number;
-  readonly target?: string;
-  readonly pass?: boolean;
-}
+/** A figure of the real-path group. */
+export type RealPathRow = BenchRow;
 
 /** Sizes of one run of the group. */
 export interface RealPathSizes {

@@ -24,7 +24,7 @@ import { startCluster } from "../support/cluster.js";
 import { failuresGroup } from "./failures.js";
 import { REAL_PATH_SIZES, realPathGroup } from "./real-path.js";
 import { startNatsServer, uniquePrefix, type NatsServerHandle } from "../support/nats-fixture.js";
-import { benchSubject, cpuMsOf, dec, enc, fmtBytes, median, MUSTER_BIN, now, peakRssOf, quantile, ROOT, rssOf, sleep, startPeer, TSX, until, type Peer } from "./lib.js";
+import { benchSubject, cpuMsOf, dec, enc, fmtBytes, median, MUSTER_BIN, now, peakRssOf, quantile, ROOT, rssOf, sleep, startPeer, TSX, until, type BenchRow, type Peer } from "./lib.js";
 
 // ---------------------------------------------------------------------------------------------
 // Options and sizes
@@ -74,19 +74,7 @@ function log(s: string): void {
 // ---------------------------------------------------------------------------------------------
 // Results
 
-interface Row {
-  readonly group: string;
-  readonly name: string;
-  readonly unit: "ms" | "ev/s" | "B" | "B/task" | "MB";
-  readonly muster: number;
-  readonly raw?: number;
-  readonly rawName?: string;
-  /** The same figure for Slurm's srun, measured in the same run (real-path group, when a Slurm answers). */
-  readonly srun?: number;
-  /** Target as text, and whether it passed. */
-  readonly target?: string;
-  readonly pass?: boolean;
-}
+type Row = BenchRow;
 
 const rows: Row[] = [];
 const failures: string[] = [];
