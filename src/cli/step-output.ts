@@ -39,6 +39,8 @@ export class StepOutput {
   constructor(
     private readonly opts: {
       readonly label: boolean;
+      /** Width the rank is padded to in a label, as srun -l pads it to the highest rank's (` 0: ` among 11 tasks). */
+      readonly labelWidth?: number;
       /** Where a task stream goes; undefined discards it. */
       readonly target: (rank: number, stream: IoStream) => OutputTarget | undefined;
     },
@@ -77,7 +79,7 @@ export class StepOutput {
       const [rank, stream] = key.split("/") as [string, IoStream];
       const rest = st.partial;
       st.partial = undefined;
-      this.opts.target(Number(rank), stream)?.write(Buffer.concat([Buffer.from(`${rank}: `), rest, Buffer.from("\n")]));
+      this.opts.target(Number(rank), stream)?.write(Buffer.concat([this.prefix(Number(rank)), rest, Buffer.from("\n")]));
     }
   }
 
@@ -104,9 +106,14 @@ export class StepOutput {
     return out.sort((a, b) => a.rank - b.rank || a.stream.localeCompare(b.stream));
   }
 
+  /** A line's `RANK: ` label. */
+  private prefix(rank: number): Buffer {
+    return Buffer.from(`${String(rank).padStart(this.opts.labelWidth ?? 0)}: `);
+  }
+
   // Complete lines, each after its `RANK: ` prefix; the rest waits for the line's end (or the stream's).
   private labelled(rank: number, st: StreamState, data: Buffer, eof: boolean): Buffer {
-    const prefix = Buffer.from(`${rank}: `);
+    const prefix = this.prefix(rank);
     const parts: Buffer[] = [];
     let buf = st.partial ? Buffer.concat([st.partial, data]) : data;
     st.partial = undefined;

@@ -35,6 +35,15 @@ describe("StepOutput", () => {
     expect(bytes().toString()).toBe("2: aé\n2: b\n2: \n2: c\n");
   });
 
+  it("pads the rank to the width it is given, as srun -l does among 11 or more tasks", () => {
+    const parts: Buffer[] = [];
+    const out = new StepOutput({ label: true, labelWidth: 2, target: () => ({ write: (b) => parts.push(Buffer.from(b)) }) });
+    out.take(chunk(3, 0, Buffer.from("hi\nrest"), { offset: 0 }));
+    out.take(chunk(10, 0, Buffer.from("x\n"), { offset: 0, eof: true }));
+    out.flush();
+    expect(Buffer.concat(parts).toString()).toBe(" 3: hi\n10: x\n 3: rest\n");
+  });
+
   it("ignores a chunk seen before and counts the bytes an offset jump says were lost", () => {
     const { out, bytes } = collect(false);
     out.take(chunk(1, 0, Buffer.from("abc"), { offset: 0 }));

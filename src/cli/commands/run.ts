@@ -160,7 +160,7 @@ async function followStep(client: Client, args: ParsedArgs, io: RunIo, submit: S
     stderr: io.stderr,
     onError: (path, err) => io.stderr(`muster: error: cannot write output file ${path}: ${err.message}\n`),
   });
-  const output = new StepOutput({ label: submit.label, target: (rank, stream) => files.target(rank, stream) });
+  const output = new StepOutput({ label: submit.label, labelWidth: String(submit.ntasks - 1).length, target: (rank, stream) => files.target(rank, stream) });
   let lastOutputAt = Date.now();
   // True while output waits for muster run's own reader: that time is not silence from the tasks.
   let blocked = false;
