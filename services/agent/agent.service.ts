@@ -17,7 +17,7 @@ import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node"
 import type { Config } from "../../src/config.js";
 import { monotonicMs } from "../../src/clock.js";
 import { MusterError } from "../../src/errors.js";
-import { stopLine } from "../../src/exit-status/index.js";
+import { isBadOutcome, stopLine } from "../../src/exit-status/index.js";
 import { IdSet, parseIdSet } from "../../src/idset/index.js";
 import type { Logger } from "../../src/logger.js";
 import { connectNats, jetStreamMissing, noJetStreamError } from "../../src/nats/connect.js";
@@ -627,7 +627,7 @@ class AgentService implements Agent {
     void (async () => {
       const { outcome, pid } = await exit;
       rec.live = false;
-      const failed = !(outcome.kind === "exited" && outcome.code === 0);
+      const failed = isBadOutcome(outcome);
       const flushed = (async () => {
         await outputClosed;
         rec.proc = undefined;

@@ -17,7 +17,7 @@ import type { TaskEvent } from "../../machines/task.machine.js";
 import { allTasks, getTask, hasRank } from "../../machines/task-table.js";
 import type { Config } from "../../src/config.js";
 import { MusterError, toFailure } from "../../src/errors.js";
-import { compareNodeNames, formatExitCode, outcomeExitCode, type RunState } from "../../src/exit-status/index.js";
+import { compareNodeNames, formatExitCode, isBadOutcome, outcomeExitCode, type RunState } from "../../src/exit-status/index.js";
 import { compressCounts, compressHostlist } from "../../src/hostlist.js";
 import { IdSet } from "../../src/idset/index.js";
 import type { Logger } from "../../src/logger.js";
@@ -1510,7 +1510,7 @@ function damagedMessage(bucket: string, job: string, reason: string): string {
 export function failuresFirst<E extends { rank: number; event: TaskEvent }>(events: readonly E[]): E[] | undefined {
   let failed: Set<number> | undefined;
   for (const e of events) {
-    if (e.event.type === "ENDED" && !(e.event.outcome.kind === "exited" && e.event.outcome.code === 0)) (failed ??= new Set()).add(e.rank);
+    if (e.event.type === "ENDED" && isBadOutcome(e.event.outcome)) (failed ??= new Set()).add(e.rank);
   }
   if (!failed) return undefined;
   const first: E[] = [];

@@ -8,7 +8,9 @@
  * kept in the EVENTS stream), read through an ordered consumer: the supervisor does no extra work and
  * no message is added to the protocol. Off a terminal, or with `-Q/--quiet`, nothing of this runs.
  */
+import { isBadOutcome } from "../exit-status/index.js";
 import { TaskEventSchema, parseMessage } from "../protocol/index.js";
+import { formatElapsed } from "./render.js";
 import type { Client } from "./client.js";
 
 /** What the line needs to know about the terminal. */
@@ -110,7 +112,7 @@ export class ProgressLine<O extends Chunk = string, E extends Chunk = string> {
         const p = parseMessage(TaskEventSchema, m.data, m.subject);
         if (!p.ok || String(p.value.step) !== String(step)) return;
         const e = p.value;
-        this.taskEvent(e.rank, e.type === "task.started" ? false : { ok: e.outcome.kind === "exited" && e.outcome.code === 0 });
+        this.taskEvent(e.rank, e.type === "task.started" ? false : { ok: !isBadOutcome(e.outcome) });
       });
       if (this.stopped) f.stop();
       else this.follow = f;
@@ -122,8 +124,7 @@ export class ProgressLine<O extends Chunk = string, E extends Chunk = string> {
   /** The text of the line. */
   text(): string {
     const c = this.counts;
-    const secs = Math.floor((this.now() - this.started) / 1000);
-    const elapsed = `${String(Math.floor(secs / 3600)).padStart(2, "0")}:${String(Math.floor(secs / 60) % 60).padStart(2, "0")}:${String(secs % 60).padStart(2, "0")}`;
+    const elapsed = formatElapsed(this.now() - this.started);
     const n = this.ranks.length;
     const parts = [`${c[PENDING]} ${this.waiting ? "pending" : "launching"}`, `${c[RUNNING]} running`, `${c[EXITED]} exited`, `${c[FAILED]} failed`];
     return `muster: ${this.job ? `job ${this.job}: ` : ""}${n} ${n === 1 ? "task" : "tasks"}: ${parts.join(", ")}; ${elapsed}`;
